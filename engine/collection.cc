@@ -1,0 +1,172 @@
+#include "engine/collection.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "engine/validation.h"
+#include "spdlog/spdlog.h"
+
+namespace vecdb::engine {
+namespace {
+
+// Points read from storage per index addition while rebuilding.
+constexpr size_t kRebuildChunk = 4096;
+
+index::IndexSpec ToIndexSpec(const CollectionConfig& config) {
+  index::IndexSpec spec;
+  spec.kind = config.index.kind() == v1::FLAT ? index::IndexKind::kFlat
+                                              : index::IndexKind::kHnsw;
+  spec.dimension = static_cast<int>(config.dimension);
+  spec.metric = config.metric == v1::L2 ? index::IndexMetric::kL2
+                                        : index::IndexMetric::kInnerProduct;
+  spec.m = static_cast<int>(config.index.m());
+  spec.ef_construction = static_cast<int>(config.index.ef_construction());
+  return spec;
+}
+
+}  // namespace
+
+Collection::Collection(storage::Storage* storage, uint64_t id,
+                       CollectionConfig config,
+                       std::unique_ptr<index::VectorIndex> index)
+    : storage_(storage),
+      id_(id),
+      config_(std::move(config)),
+      index_(std::move(index)) {}
+
+absl::StatusOr<std::unique_ptr<Collection>> Collection::Create(
+    storage::Storage* storage, uint64_t id, CollectionConfig config) {
+  absl::StatusOr<std::unique_ptr<index::VectorIndex>> index =
+      index::VectorIndex::Create(ToIndexSpec(config));
+  if (!index.ok()) return index.status();
+  std::unique_ptr<Collection> collection(
+      new Collection(storage, id, std::move(config), *std::move(index)));
+  absl::MutexLock lock(&collection->index_mutex_);
+  collection->view_ = storage->TakeReadView();
+  return collection;
+}
+
+absl::StatusOr<std::unique_ptr<Collection>> Collection::Open(
+    storage::Storage* storage, uint64_t id, CollectionConfig config) {
+  absl::StatusOr<std::unique_ptr<Collection>> collection =
+      Create(storage, id, std::move(config));
+  if (!collection.ok()) return collection.status();
+  if (absl::Status status = (*collection)->LoadFromStorage(); !status.ok()) {
+    return status;
+  }
+  return collection;
+}
+
+absl::Status Collection::LoadFromStorage() {
+  const absl::Time start = absl::Now();
+  absl::MutexLock write_lock(&write_mutex_);
+  absl::MutexLock index_lock(&index_mutex_);
+  view_ = storage_->TakeReadView();
+
+  // Read in chunks so that FAISS adds many vectors per call, which is what
+  // lets it build the HNSW graph on every core.
+  std::vector<std::string> chunk_ids;
+  std::vector<float> chunk_vectors;
+  auto flush = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mutex_) {
+    std::vector<const std::string*> id_pointers;
+    id_pointers.reserve(chunk_ids.size());
+    for (const std::string& id : chunk_ids) id_pointers.push_back(&id);
+    absl::Status status = ApplyUpserts(id_pointers, chunk_vectors, view_);
+    chunk_ids.clear();
+    chunk_vectors.clear();
+    return status;
+  };
+
+  absl::Status status = storage_->ScanPoints(
+      id_, view_,
+      [&](absl::string_view point_id, storage::StoredPoint point)
+          ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mutex_) -> absl::Status {
+            if (point.vector.size() != config_.dimension) {
+              return absl::DataLossError(absl::StrCat(
+                  "stored point '", point_id, "' has ", point.vector.size(),
+                  " components, the collection's dimension is ",
+                  config_.dimension));
+            }
+            google::protobuf::RepeatedField<float> vector(
+                point.vector.begin(), point.vector.end());
+            chunk_vectors.resize(chunk_vectors.size() + config_.dimension);
+            PrepareForIndex(vector, config_.metric,
+                            chunk_vectors.data() + chunk_vectors.size() -
+                                config_.dimension);
+            chunk_ids.emplace_back(point_id);
+            if (chunk_ids.size() < kRebuildChunk) return absl::OkStatus();
+            return flush();
+          });
+  if (status.ok()) status = flush();
+  if (!status.ok()) {
+    return absl::Status(status.code(),
+                        absl::StrCat("loading collection '", config_.name,
+                                     "': ", status.message()));
+  }
+  spdlog::info("[{}] index rebuilt from storage: {} points in {:.2f} s",
+               config_.name, id_to_label_.size(),
+               absl::ToDoubleSeconds(absl::Now() - start));
+  return absl::OkStatus();
+}
+
+v1::CollectionInfo Collection::Describe() {
+  v1::CollectionInfo info;
+  info.set_name(config_.name);
+  info.set_dimension(config_.dimension);
+  info.set_metric(config_.metric);
+  *info.mutable_index() = config_.index;
+  {
+    absl::ReaderMutexLock lock(&index_mutex_);
+    info.set_point_count(id_to_label_.size());
+    uint64_t id_bytes = 0;
+    for (const std::string& id : label_to_id_) id_bytes += id.capacity();
+    info.set_memory_bytes(index_->MemoryBytes() + id_bytes +
+                          id_to_label_.capacity() *
+                              sizeof(std::pair<std::string, index::Label>));
+  }
+  info.set_disk_bytes(storage_->ApproximateBytes(id_));
+  return info;
+}
+
+absl::Status Collection::Drop() {
+  absl::MutexLock lock(&write_mutex_);
+  if (dropped_) {
+    return absl::NotFoundError(
+        absl::StrCat("collection '", config_.name, "' was dropped"));
+  }
+  storage::CollectionRecord record;
+  record.id = id_;
+  record.name = config_.name;
+  if (absl::Status status = storage_->DropCollection(record); !status.ok()) {
+    return status;
+  }
+  dropped_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status Collection::ApplyUpserts(
+    absl::Span<const std::string* const> ids, const std::vector<float>& vectors,
+    storage::ReadView view) {
+  const index::Label first_label = index_->size();
+  if (absl::Status status = index_->Add(static_cast<int64_t>(ids.size()),
+                                        vectors.data());
+      !status.ok()) {
+    return status;
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const index::Label label = first_label + static_cast<index::Label>(i);
+    auto [it, inserted] = id_to_label_.try_emplace(*ids[i], label);
+    if (!inserted) {
+      index_->MarkDeleted(it->second);
+      label_to_id_[it->second].clear();
+      it->second = label;
+    }
+    label_to_id_.push_back(*ids[i]);
+  }
+  view_ = std::move(view);
+  return absl::OkStatus();
+}
+
+}  // namespace vecdb::engine

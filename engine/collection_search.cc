@@ -1,0 +1,188 @@
+// The read path of a collection: Get, Search and SearchBatch.
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "engine/collection.h"
+#include "engine/limits.h"
+#include "engine/validation.h"
+
+namespace vecdb::engine {
+namespace {
+
+absl::Status ValidateSearch(const v1::SearchRequest& request,
+                            const CollectionConfig& config) {
+  if (request.top_k() < 1 || request.top_k() > kMaxTopK) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("top_k is ", request.top_k(), ", it must be 1 to ",
+                     kMaxTopK));
+  }
+  if (request.params().ef_search() > kMaxEfSearch) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("params.ef_search is ", request.params().ef_search(),
+                     ", the limit is ", kMaxEfSearch));
+  }
+  if (request.has_score_threshold() &&
+      std::isnan(request.score_threshold())) {
+    return absl::InvalidArgumentError("score_threshold is NaN");
+  }
+  absl::Status status =
+      ValidateVector(request.vector(), config.dimension, config.metric);
+  if (!status.ok()) {
+    return absl::Status(status.code(),
+                        absl::StrCat("query ", status.message()));
+  }
+  return absl::OkStatus();
+}
+
+bool PassesThreshold(const v1::SearchRequest& request, v1::Metric metric,
+                     float score) {
+  if (!request.has_score_threshold()) return true;
+  return metric == v1::L2 ? score <= request.score_threshold()
+                          : score >= request.score_threshold();
+}
+
+}  // namespace
+
+float Collection::ToScore(float distance) const {
+  switch (config_.metric) {
+    case v1::L2:
+      // FAISS returns squared distances; rounding can make them slightly
+      // negative.
+      return std::sqrt(std::max(distance, 0.0f));
+    case v1::COSINE:
+      // Both sides are unit vectors; clamp the float rounding past +-1.
+      return std::clamp(distance, -1.0f, 1.0f);
+    default:
+      return distance;
+  }
+}
+
+absl::StatusOr<std::vector<v1::Point>> Collection::Get(
+    const google::protobuf::RepeatedPtrField<std::string>& ids) {
+  storage::ReadView view;
+  {
+    absl::ReaderMutexLock lock(&index_mutex_);
+    view = view_;
+  }
+  absl::StatusOr<std::vector<std::optional<storage::StoredPoint>>> stored =
+      storage_->GetPoints(id_, std::vector<std::string>(ids.begin(), ids.end()),
+                          view);
+  if (!stored.ok()) return stored.status();
+
+  std::vector<v1::Point> points;
+  for (int i = 0; i < ids.size(); ++i) {
+    std::optional<storage::StoredPoint>& found = (*stored)[i];
+    if (!found.has_value()) continue;
+    v1::Point& point = points.emplace_back();
+    point.set_id(ids[i]);
+    point.mutable_vector()->Assign(found->vector.begin(), found->vector.end());
+    if (!found->metadata.empty() &&
+        !point.mutable_metadata()->ParseFromString(found->metadata)) {
+      return absl::DataLossError(absl::StrCat(
+          "stored metadata of point \"", absl::CHexEscape(ids[i]),
+          "\" in collection '", config_.name, "' cannot be parsed"));
+    }
+  }
+  return points;
+}
+
+absl::StatusOr<v1::SearchResponse> Collection::Search(
+    const v1::SearchRequest& request) {
+  if (absl::Status status = ValidateSearch(request, config_); !status.ok()) {
+    return status;
+  }
+  std::vector<float> query(config_.dimension);
+  PrepareForIndex(request.vector(), config_.metric, query.data());
+
+  index::SearchOptions options;
+  options.k = static_cast<int>(request.top_k());
+  options.ef_search = static_cast<int>(request.params().ef_search() != 0
+                                           ? request.params().ef_search()
+                                           : config_.index.ef_search());
+  options.exact = request.params().exact();
+
+  // The index, the id map and the read view change together under the
+  // lock, so a search sees either all of a write or none of it.
+  std::vector<std::string> ids;
+  storage::ReadView view;
+  absl::StatusOr<std::vector<index::Neighbor>> neighbors;
+  {
+    absl::ReaderMutexLock lock(&index_mutex_);
+    neighbors = index_->Search(query.data(), options);
+    if (!neighbors.ok()) return neighbors.status();
+    ids.reserve(neighbors->size());
+    for (const index::Neighbor& neighbor : *neighbors) {
+      ids.push_back(label_to_id_[neighbor.label]);
+    }
+    view = view_;
+  }
+  return BuildHits(request, *neighbors, ids, view);
+}
+
+absl::StatusOr<v1::SearchResponse> Collection::BuildHits(
+    const v1::SearchRequest& request,
+    const std::vector<index::Neighbor>& neighbors,
+    const std::vector<std::string>& ids, const storage::ReadView& view) {
+  v1::SearchResponse response;
+  std::vector<std::string> kept_ids;
+  for (size_t i = 0; i < neighbors.size(); ++i) {
+    const float score = ToScore(neighbors[i].distance);
+    if (!PassesThreshold(request, config_.metric, score)) continue;
+    v1::ScoredPoint* hit = response.add_hits();
+    hit->set_id(ids[i]);
+    hit->set_score(score);
+    kept_ids.push_back(ids[i]);
+  }
+  if (!request.include_vectors() && !request.include_metadata()) {
+    return response;
+  }
+
+  absl::StatusOr<std::vector<std::optional<storage::StoredPoint>>> stored =
+      storage_->GetPoints(id_, kept_ids, view);
+  if (!stored.ok()) return stored.status();
+  for (size_t i = 0; i < kept_ids.size(); ++i) {
+    const std::optional<storage::StoredPoint>& found = (*stored)[i];
+    if (!found.has_value()) {
+      return absl::InternalError(absl::StrCat(
+          "point \"", absl::CHexEscape(kept_ids[i]),
+          "\" is in the index of collection '", config_.name,
+          "' but not in storage"));
+    }
+    v1::ScoredPoint* hit = response.mutable_hits(static_cast<int>(i));
+    if (request.include_vectors()) {
+      hit->mutable_vector()->Assign(found->vector.begin(),
+                                    found->vector.end());
+    }
+    if (request.include_metadata() && !found->metadata.empty() &&
+        !hit->mutable_metadata()->ParseFromString(found->metadata)) {
+      return absl::DataLossError(absl::StrCat(
+          "stored metadata of point \"", absl::CHexEscape(kept_ids[i]),
+          "\" in collection '", config_.name, "' cannot be parsed"));
+    }
+  }
+  return response;
+}
+
+absl::StatusOr<v1::SearchBatchResponse> Collection::SearchBatch(
+    const v1::SearchBatchRequest& request) {
+  for (int i = 0; i < request.searches_size(); ++i) {
+    if (absl::Status status = ValidateSearch(request.searches(i), config_);
+        !status.ok()) {
+      return absl::Status(status.code(), absl::StrCat("searches[", i, "]: ",
+                                                      status.message()));
+    }
+  }
+  v1::SearchBatchResponse response;
+  for (const v1::SearchRequest& search : request.searches()) {
+    absl::StatusOr<v1::SearchResponse> result = Search(search);
+    if (!result.ok()) return result.status();
+    *response.add_results() = *std::move(result);
+  }
+  return response;
+}
+
+}  // namespace vecdb::engine

@@ -1,0 +1,113 @@
+#ifndef VECDB_INDEX_VECTOR_INDEX_H_
+#define VECDB_INDEX_VECTOR_INDEX_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace faiss {
+struct Index;
+struct IndexFlat;
+struct IndexHNSWFlat;
+}  // namespace faiss
+
+namespace vecdb::index {
+
+// How FAISS compares vectors. Cosine similarity is inner product over
+// vectors the caller normalised.
+enum class IndexMetric { kInnerProduct, kL2 };
+
+enum class IndexKind { kFlat, kHnsw };
+
+struct IndexSpec {
+  IndexKind kind = IndexKind::kHnsw;
+  int dimension = 0;
+  IndexMetric metric = IndexMetric::kL2;
+  // HNSW only: neighbours per node and the build-time candidate list size.
+  int m = 16;
+  int ef_construction = 200;
+};
+
+// Dense label of a vector inside one index: the n-th vector added has label
+// n. Labels are never reused; a replaced or deleted vector's label is only
+// marked deleted.
+using Label = int64_t;
+
+struct Neighbor {
+  Label label;
+  // Raw FAISS distance: the inner product, or the *squared* L2 distance.
+  float distance;
+};
+
+struct SearchOptions {
+  // Neighbours wanted, at least 1.
+  int k = 10;
+  // HNSW candidate list size. The search uses max(ef_search, k).
+  int ef_search = 64;
+  // Scan every vector even when the index is approximate.
+  bool exact = false;
+};
+
+// A FAISS index over dense labels with deletion marks.
+//
+// Not thread-safe for writes: Add and MarkDeleted need exclusive access,
+// while any number of Search calls may run concurrently with each other.
+class VectorIndex {
+ public:
+  // Returns INVALID_ARGUMENT for a dimension below 1 or HNSW parameters out
+  // of range.
+  static absl::StatusOr<std::unique_ptr<VectorIndex>> Create(
+      const IndexSpec& spec);
+
+  ~VectorIndex();
+  VectorIndex(const VectorIndex&) = delete;
+  VectorIndex& operator=(const VectorIndex&) = delete;
+
+  // Adds `count` vectors (count * dimension floats) under the next labels,
+  // size() to size() + count - 1. FAISS failures come back as INTERNAL.
+  absl::Status Add(int64_t count, const float* vectors);
+
+  // Excludes a label from every later search. Out-of-range labels are
+  // ignored.
+  void MarkDeleted(Label label);
+
+  // Finds up to options.k nearest live vectors to `query` (dimension
+  // floats), best first. Fewer come back when fewer are live; under HNSW a
+  // graph search can also return fewer, in which case it falls back to an
+  // exact scan so that min(k, live) neighbours always come back.
+  absl::StatusOr<std::vector<Neighbor>> Search(
+      const float* query, const SearchOptions& options) const;
+
+  // Labels ever added, deleted ones included.
+  int64_t size() const;
+  // Labels not marked deleted.
+  int64_t live_count() const { return size() - deleted_count_; }
+  const IndexSpec& spec() const { return spec_; }
+
+  // Estimated heap bytes of the vectors, the graph and the deletion marks.
+  uint64_t MemoryBytes() const;
+
+ private:
+  explicit VectorIndex(const IndexSpec& spec);
+
+  absl::StatusOr<std::vector<Neighbor>> SearchExact(
+      const float* query, int k) const;
+  absl::StatusOr<std::vector<Neighbor>> SearchGraph(
+      const float* query, int k, int ef_search) const;
+
+  const IndexSpec spec_;
+  std::unique_ptr<faiss::Index> index_;
+  // The flat vectors: index_ itself under FLAT, the HNSW storage otherwise.
+  faiss::IndexFlat* flat_ = nullptr;
+  faiss::IndexHNSWFlat* hnsw_ = nullptr;  // null under FLAT
+  // One byte per label, 1 when deleted; read by the search-time selector.
+  std::vector<uint8_t> deleted_;
+  int64_t deleted_count_ = 0;
+};
+
+}  // namespace vecdb::index
+
+#endif  // VECDB_INDEX_VECTOR_INDEX_H_

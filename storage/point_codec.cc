@@ -1,0 +1,75 @@
+#include "storage/point_codec.h"
+
+#include <cstring>
+
+#include "absl/base/internal/endian.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace vecdb::storage {
+
+static_assert(sizeof(float) == 4, "points are stored as 32-bit floats");
+
+std::string EncodePoint(const StoredPoint& point) {
+  const uint32_t dimension = static_cast<uint32_t>(point.vector.size());
+  std::string value;
+  value.resize(1 + 4 + dimension * sizeof(float) + point.metadata.size());
+  char* out = value.data();
+
+  *out++ = static_cast<char>(kPointFormatVersion);
+  absl::little_endian::Store32(out, dimension);
+  out += 4;
+  for (float component : point.vector) {
+    uint32_t bits;
+    std::memcpy(&bits, &component, sizeof(bits));
+    absl::little_endian::Store32(out, bits);
+    out += 4;
+  }
+  std::memcpy(out, point.metadata.data(), point.metadata.size());
+  return value;
+}
+
+absl::StatusOr<StoredPoint> DecodePoint(absl::string_view value) {
+  if (value.size() < 5) {
+    return absl::DataLossError(
+        absl::StrCat("stored point is truncated: ", value.size(), " bytes"));
+  }
+  const uint8_t version = static_cast<uint8_t>(value[0]);
+  if (version != kPointFormatVersion) {
+    return absl::DataLossError(
+        absl::StrCat("stored point has format version ", version,
+                     ", this build reads version ", kPointFormatVersion));
+  }
+  const uint32_t dimension = absl::little_endian::Load32(value.data() + 1);
+  const size_t vector_end = 5 + static_cast<size_t>(dimension) * 4;
+  if (value.size() < vector_end) {
+    return absl::DataLossError(absl::StrCat(
+        "stored point is truncated: dimension ", dimension, " needs ",
+        vector_end, " bytes, the value has ", value.size()));
+  }
+
+  StoredPoint point;
+  point.vector.resize(dimension);
+  const char* in = value.data() + 5;
+  for (uint32_t i = 0; i < dimension; ++i, in += 4) {
+    const uint32_t bits = absl::little_endian::Load32(in);
+    std::memcpy(&point.vector[i], &bits, sizeof(bits));
+  }
+  point.metadata.assign(value.data() + vector_end, value.size() - vector_end);
+  return point;
+}
+
+std::string EncodeCollectionPrefix(uint64_t collection_id) {
+  std::string prefix(8, '\0');
+  absl::big_endian::Store64(prefix.data(), collection_id);
+  return prefix;
+}
+
+std::string EncodePointKey(uint64_t collection_id,
+                           absl::string_view point_id) {
+  std::string key = EncodeCollectionPrefix(collection_id);
+  key.append(point_id.data(), point_id.size());
+  return key;
+}
+
+}  // namespace vecdb::storage

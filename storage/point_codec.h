@@ -1,0 +1,38 @@
+#ifndef VECDB_STORAGE_POINT_CODEC_H_
+#define VECDB_STORAGE_POINT_CODEC_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace vecdb::storage {
+
+// A point as RocksDB holds it. The metadata is opaque to storage: the engine
+// stores a serialized google.protobuf.Struct there (empty when absent).
+struct StoredPoint {
+  std::vector<float> vector;
+  std::string metadata;
+};
+
+// Value layout, version 1 (see docs/format.md): one version byte, the
+// dimension as a little-endian uint32, the vector as dimension little-endian
+// IEEE-754 floats, then the metadata bytes up to the end of the value.
+inline constexpr uint8_t kPointFormatVersion = 1;
+
+std::string EncodePoint(const StoredPoint& point);
+
+// Decodes a value written by EncodePoint. Returns DATA_LOSS when the value is
+// truncated or carries an unknown format version.
+absl::StatusOr<StoredPoint> DecodePoint(absl::string_view value);
+
+// Point keys are the collection id as 8 big-endian bytes followed by the
+// point id, so that one collection's points form one contiguous key range.
+std::string EncodePointKey(uint64_t collection_id, absl::string_view point_id);
+std::string EncodeCollectionPrefix(uint64_t collection_id);
+
+}  // namespace vecdb::storage
+
+#endif  // VECDB_STORAGE_POINT_CODEC_H_

@@ -1,0 +1,269 @@
+#include "storage/storage.h"
+
+#include <utility>
+
+#include "absl/base/internal/endian.h"
+#include "absl/strings/str_cat.h"
+#include "rocksdb/options.h"
+
+namespace vecdb::storage {
+namespace {
+
+constexpr char kCollectionsFamily[] = "collections";
+constexpr char kPointsFamily[] = "points";
+
+// Key in the default column family holding the next collection id.
+constexpr char kNextCollectionIdKey[] = "next_collection_id";
+
+// Collection record layout, version 1: one version byte, the id as 8
+// big-endian bytes, then the configuration bytes.
+constexpr uint8_t kCollectionFormatVersion = 1;
+
+// Debian's Abseil has its own string_view type, not std::string_view, so
+// slices are converted by hand.
+absl::string_view View(const rocksdb::Slice& slice) {
+  return absl::string_view(slice.data(), slice.size());
+}
+
+rocksdb::Slice ToSlice(absl::string_view text) {
+  return rocksdb::Slice(text.data(), text.size());
+}
+
+absl::Status FromRocks(const rocksdb::Status& status,
+                       absl::string_view action) {
+  if (status.ok()) return absl::OkStatus();
+  const std::string message =
+      absl::StrCat(action, " failed: ", status.ToString());
+  if (status.IsCorruption()) return absl::DataLossError(message);
+  if (status.IsInvalidArgument()) return absl::InvalidArgumentError(message);
+  if (status.IsIOError() || status.IsNoSpace()) {
+    return absl::UnavailableError(message);
+  }
+  return absl::InternalError(message);
+}
+
+std::string EncodeCollectionValue(uint64_t id, absl::string_view config) {
+  std::string value(9, '\0');
+  value[0] = static_cast<char>(kCollectionFormatVersion);
+  absl::big_endian::Store64(value.data() + 1, id);
+  value.append(config.data(), config.size());
+  return value;
+}
+
+absl::StatusOr<CollectionRecord> DecodeCollectionValue(
+    absl::string_view name, absl::string_view value) {
+  if (value.size() < 9 ||
+      static_cast<uint8_t>(value[0]) != kCollectionFormatVersion) {
+    return absl::DataLossError(absl::StrCat(
+        "collection record of '", name,
+        "' is truncated or has an unknown format version"));
+  }
+  CollectionRecord record;
+  record.id = absl::big_endian::Load64(value.data() + 1);
+  record.name = std::string(name);
+  record.config = std::string(value.substr(9));
+  return record;
+}
+
+}  // namespace
+
+void PointBatch::Put(absl::string_view point_id, const StoredPoint& point) {
+  writes_.push_back({std::string(point_id), EncodePoint(point)});
+}
+
+void PointBatch::Delete(absl::string_view point_id) {
+  writes_.push_back({std::string(point_id), std::nullopt});
+}
+
+absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(
+    const StorageOptions& options) {
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.IncreaseParallelism(2);
+
+  rocksdb::ColumnFamilyOptions family_options;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, family_options},
+      {kCollectionsFamily, family_options},
+      {kPointsFamily, family_options},
+  };
+
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw_db = nullptr;
+  rocksdb::Status status = rocksdb::DB::Open(db_options, options.path,
+                                             families, &handles, &raw_db);
+  if (!status.ok()) {
+    return FromRocks(status, absl::StrCat("opening RocksDB at ", options.path));
+  }
+  return std::unique_ptr<Storage>(new Storage(
+      std::unique_ptr<rocksdb::DB>(raw_db), handles, options.sync_writes));
+}
+
+Storage::Storage(std::unique_ptr<rocksdb::DB> db,
+                 std::vector<rocksdb::ColumnFamilyHandle*> handles,
+                 bool sync_writes)
+    : db_(std::move(db)),
+      meta_(handles[0]),
+      collections_(handles[1]),
+      points_(handles[2]),
+      sync_writes_(sync_writes) {}
+
+Storage::~Storage() {
+  for (rocksdb::ColumnFamilyHandle* handle : {meta_, collections_, points_}) {
+    // Destroying a handle only fails for a null handle; ignoring is safe.
+    db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+  }
+  db_->Close().PermitUncheckedError();
+}
+
+absl::Status Storage::Commit(rocksdb::WriteBatch* batch) {
+  rocksdb::WriteOptions write_options;
+  write_options.sync = sync_writes_;
+  return FromRocks(db_->Write(write_options, batch), "RocksDB write");
+}
+
+absl::StatusOr<std::vector<CollectionRecord>> Storage::ListCollections() {
+  std::vector<CollectionRecord> records;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), collections_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    absl::StatusOr<CollectionRecord> record = DecodeCollectionValue(
+        View(it->key()), View(it->value()));
+    if (!record.ok()) return record.status();
+    records.push_back(*std::move(record));
+  }
+  if (absl::Status status = FromRocks(it->status(), "listing collections");
+      !status.ok()) {
+    return status;
+  }
+  return records;
+}
+
+absl::StatusOr<uint64_t> Storage::CreateCollection(absl::string_view name,
+                                                   absl::string_view config) {
+  absl::MutexLock lock(&create_mutex_);
+
+  std::string counter;
+  uint64_t id = 1;
+  rocksdb::Status read = db_->Get(rocksdb::ReadOptions(), meta_,
+                                  kNextCollectionIdKey, &counter);
+  if (read.ok() && counter.size() == 8) {
+    id = absl::big_endian::Load64(counter.data());
+  } else if (!read.IsNotFound()) {
+    return FromRocks(read.ok() ? rocksdb::Status::Corruption("bad counter")
+                               : read,
+                     "reading the collection id counter");
+  }
+
+  std::string next(8, '\0');
+  absl::big_endian::Store64(next.data(), id + 1);
+  rocksdb::WriteBatch batch;
+  rocksdb::Status put = batch.Put(meta_, kNextCollectionIdKey, next);
+  if (put.ok()) {
+    put = batch.Put(collections_, ToSlice(name),
+                    EncodeCollectionValue(id, config));
+  }
+  if (!put.ok()) return FromRocks(put, "building the collection write");
+  if (absl::Status status = Commit(&batch); !status.ok()) return status;
+  return id;
+}
+
+absl::Status Storage::DropCollection(const CollectionRecord& collection) {
+  const std::string begin = EncodeCollectionPrefix(collection.id);
+  const std::string end = EncodeCollectionPrefix(collection.id + 1);
+  rocksdb::WriteBatch batch;
+  rocksdb::Status status = batch.Delete(collections_, collection.name);
+  if (status.ok()) status = batch.DeleteRange(points_, begin, end);
+  if (!status.ok()) return FromRocks(status, "building the drop write");
+  return Commit(&batch);
+}
+
+absl::Status Storage::Write(uint64_t collection_id, const PointBatch& batch) {
+  rocksdb::WriteBatch write_batch;
+  for (const PointBatch::Write& write : batch.writes_) {
+    const std::string key = EncodePointKey(collection_id, write.point_id);
+    rocksdb::Status status = write.value.has_value()
+                                 ? write_batch.Put(points_, key, *write.value)
+                                 : write_batch.Delete(points_, key);
+    if (!status.ok()) return FromRocks(status, "building the point write");
+  }
+  return Commit(&write_batch);
+}
+
+ReadView Storage::TakeReadView() {
+  rocksdb::DB* db = db_.get();
+  return ReadView(db->GetSnapshot(), [db](const rocksdb::Snapshot* snapshot) {
+    db->ReleaseSnapshot(snapshot);
+  });
+}
+
+absl::StatusOr<std::vector<std::optional<StoredPoint>>> Storage::GetPoints(
+    uint64_t collection_id, absl::Span<const std::string> point_ids,
+    const ReadView& view) {
+  std::vector<std::string> keys;
+  keys.reserve(point_ids.size());
+  for (const std::string& id : point_ids) {
+    keys.push_back(EncodePointKey(collection_id, id));
+  }
+  std::vector<rocksdb::Slice> key_slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+
+  rocksdb::ReadOptions read_options;
+  read_options.snapshot = view.get();
+  db_->MultiGet(read_options, points_, keys.size(), key_slices.data(),
+                values.data(), statuses.data());
+
+  std::vector<std::optional<StoredPoint>> points(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].IsNotFound()) continue;
+    if (!statuses[i].ok()) return FromRocks(statuses[i], "reading points");
+    absl::StatusOr<StoredPoint> point = DecodePoint(View(values[i]));
+    if (!point.ok()) return point.status();
+    points[i] = *std::move(point);
+  }
+  return points;
+}
+
+absl::Status Storage::ScanPoints(
+    uint64_t collection_id, const ReadView& view,
+    const std::function<absl::Status(absl::string_view point_id,
+                                     StoredPoint point)>& visit) {
+  const std::string begin = EncodeCollectionPrefix(collection_id);
+  const std::string end = EncodeCollectionPrefix(collection_id + 1);
+  rocksdb::Slice upper_bound(end);
+  rocksdb::ReadOptions read_options;
+  read_options.snapshot = view.get();
+  read_options.iterate_upper_bound = &upper_bound;
+  read_options.fill_cache = false;
+
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(read_options, points_));
+  for (it->Seek(begin); it->Valid(); it->Next()) {
+    absl::StatusOr<StoredPoint> point = DecodePoint(View(it->value()));
+    if (!point.ok()) return point.status();
+    absl::string_view point_id = View(it->key()).substr(8);
+    if (absl::Status status = visit(point_id, *std::move(point));
+        !status.ok()) {
+      return status;
+    }
+  }
+  return FromRocks(it->status(), "scanning points");
+}
+
+uint64_t Storage::ApproximateBytes(uint64_t collection_id) {
+  const std::string begin = EncodeCollectionPrefix(collection_id);
+  const std::string end = EncodeCollectionPrefix(collection_id + 1);
+  rocksdb::Range range(begin, end);
+  uint64_t size = 0;
+  rocksdb::SizeApproximationOptions size_options;
+  size_options.include_memtables = true;
+  size_options.include_files = true;
+  // An estimate only: on failure the size simply reads as zero.
+  db_->GetApproximateSizes(size_options, points_, &range, 1, &size)
+      .PermitUncheckedError();
+  return size;
+}
+
+}  // namespace vecdb::storage
