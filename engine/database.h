@@ -29,7 +29,8 @@ struct DatabaseOptions {
 //
 // Thread-safe. Collections returned by GetCollection stay usable while a
 // concurrent DropCollection runs; writes to a dropped one fail with
-// NOT_FOUND.
+// NOT_FOUND. Every collection must be released before the Database is
+// destroyed, because it reads through the Database's storage.
 class Database {
  public:
   // Opens the data dir and rebuilds every collection's index from storage.
