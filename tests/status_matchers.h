@@ -30,18 +30,18 @@ MATCHER_P2(StatusIs, code, message_matcher, "") {
 }  // namespace vecdb::testing
 
 // Both copy the status, because `expression` may be a temporary.
-#define ASSERT_OK(expression)                                  \
-  do {                                                         \
-    const absl::Status vecdb_status_ =                         \
-        ::vecdb::testing::GetStatus(expression);               \
-    ASSERT_TRUE(vecdb_status_.ok()) << vecdb_status_;          \
+#define ASSERT_OK(expression)                         \
+  do {                                                \
+    const absl::Status vecdb_status_ =                \
+        ::vecdb::testing::GetStatus(expression);      \
+    ASSERT_TRUE(vecdb_status_.ok()) << vecdb_status_; \
   } while (0)
 
-#define EXPECT_OK(expression)                                  \
-  do {                                                         \
-    const absl::Status vecdb_status_ =                         \
-        ::vecdb::testing::GetStatus(expression);               \
-    EXPECT_TRUE(vecdb_status_.ok()) << vecdb_status_;          \
+#define EXPECT_OK(expression)                         \
+  do {                                                \
+    const absl::Status vecdb_status_ =                \
+        ::vecdb::testing::GetStatus(expression);      \
+    EXPECT_TRUE(vecdb_status_.ok()) << vecdb_status_; \
   } while (0)
 
 #endif  // VECDB_TESTS_STATUS_MATCHERS_H_

@@ -31,7 +31,7 @@ def _required_env(name, example):
     value = os.environ.get(name)
     if not value:
         raise RuntimeError(
-            f"{name} is not set. ctest sets it; to run a test by hand, "
+            f"{name} is not set. ctest sets it. To run a test by hand, "
             f"export {name}={example}")
     return value
 
@@ -96,7 +96,7 @@ HEALTH_SERVING = HealthCheckResponse.DESCRIPTOR.enum_values_by_name[
 
 
 def _read_port(port_file):
-    """Return the port written to port_file, or None until a full line is there."""
+    """Return the port in port_file, or None until a full line is written."""
     try:
         with open(port_file) as f:
             text = f.read()
@@ -211,7 +211,7 @@ class ServerProcess:
         self.start(self.data_dir)
 
     def crash_and_restart(self):
-        """Kill the server with SIGKILL and start it again on the same data dir."""
+        """Kill the server with SIGKILL and start it again on its data dir."""
         self.kill9()
         self.start(self.data_dir)
 
@@ -250,7 +250,7 @@ def as_float32(values):
 
 
 def point(point_id, vector, metadata=None):
-    """Build a Point; metadata is a JSON-like dict."""
+    """Build a Point from an id, a vector and an optional metadata dict."""
     result = vecdb_pb2.Point(id=point_id,
                              vector=np.asarray(vector, np.float64).tolist())
     if metadata is not None:
@@ -306,7 +306,7 @@ class ServerTestCase(unittest.TestCase):
         self.stub = self.server.stub()
 
     def start_server(self, *extra_args):
-        """Start a server on a new temporary data dir and register its cleanup."""
+        """Start a server on a fresh data dir and register their cleanup."""
         data_dir = tempfile.mkdtemp(prefix="vecdb-e2e-data-")
         self.addCleanup(shutil.rmtree, data_dir, ignore_errors=True)
         server = ServerProcess(extra_args)
@@ -323,7 +323,7 @@ class ServerTestCase(unittest.TestCase):
         self.stub = self.server.stub()
 
     def create(self, name, dimension, metric=COSINE, kind=FLAT, **index):
-        """Create a collection; index holds m, ef_construction or ef_search."""
+        """Create a collection. index sets m, ef_construction or ef_search."""
         return self.stub.CreateCollection(
             vecdb_pb2.CreateCollectionRequest(
                 name=name, dimension=dimension, metric=metric,
@@ -381,7 +381,7 @@ class ServerTestCase(unittest.TestCase):
                             f"hit {hit.id!r} has score {hit.score}")
 
     def assertRejected(self, code, rpc, request):
-        """Call rpc with request, assert it fails with code, return the message."""
+        """Assert that rpc(request) fails with code and return its message."""
         with self.assertRaises(grpc.RpcError) as raised:
             rpc(request, timeout=RPC_TIMEOUT_SECONDS)
         error = raised.exception

@@ -121,7 +121,7 @@ class CollectionTest(ServerTestCase):
 class PointTest(ServerTestCase):
 
     def test_get_returns_vectors_as_written(self):
-        # Under COSINE the index holds normalised vectors, but Get must
+        # Under COSINE the index contains normalised vectors, but Get must
         # return the stored vector itself.
         self.create("docs", 3, COSINE)
         written = [point("a", [0.1, -2.5, 3e-7], {"title": "first"}),
@@ -293,12 +293,12 @@ class SearchTest(ServerTestCase):
         self.assertEqual([h.metadata for h in with_both],
                          [struct({"n": 1}), struct({"n": 2})])
 
-    def test_score_threshold_drops_farther_points_under_l2(self):
+    def test_score_threshold_under_l2(self):
         hits = self.search("line", [0, 0], 4, score_threshold=2.5)
 
         self.assertEqual([h.id for h in hits], ["d1", "d2"])
 
-    def test_score_threshold_drops_lower_scores_under_cosine(self):
+    def test_score_threshold_under_cosine(self):
         self.create("angles", 2, COSINE)
         # Cosine similarities with [1, 0]: 1, 0.6, 0 and -1.
         self.upsert("angles", [point("same", [2, 0]), point("near", [3, 4]),
@@ -311,7 +311,7 @@ class SearchTest(ServerTestCase):
         np.testing.assert_allclose([h.score for h in hits], [1.0, 0.6],
                                    rtol=1e-6)
 
-    def test_score_threshold_drops_lower_scores_under_dot_product(self):
+    def test_score_threshold_under_dot_product(self):
         self.create("dot", 2, DOT_PRODUCT)
         self.upsert("dot", [point("big", [4, 0]), point("small", [1, 0]),
                             point("negative", [-3, 0])])

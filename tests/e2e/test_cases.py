@@ -62,7 +62,7 @@ class BadInputTest(ServerTestCase):
                                        delta=1e-6)
                 self.assertAlmostEqual(hits[1].score, 0.0, delta=1e-6)
 
-    def test_non_finite_batch_rejected_naming_first_bad_point(self):
+    def test_non_finite_batch_names_first_bad_point(self):
         self.create("docs", 4, COSINE)
         batch = [point("p0", [math.nan, 0.1, 0.2, 0.3]),
                  point("p1", [math.inf, 1, 1, 1]),
@@ -81,8 +81,8 @@ class BadInputTest(ServerTestCase):
         self.assertEqual(self.get("docs", [p.id for p in batch]), [])
 
     def test_huge_vector_normalised_without_overflow(self):
-        # The norm of [1e30] * 4 is 2e30, past float32's maximum of 3.4e38
-        # once squared, so only a double computation gives the cosine 0.5.
+        # The squared norm of [1e30] * 4 is 4e60, past float32's maximum of
+        # 3.4e38, so only a norm computed in double gives the cosine 0.5.
         self.create("docs", 4, COSINE)
         self.upsert("docs", [point("huge", [1e30] * 4)])
         self.upsert("docs", [point("axis", [0, 1, 0, 0])])
@@ -182,6 +182,12 @@ class BadInputTest(ServerTestCase):
             "/vecdb.v1.VectorDB/Upsert",
             request_serializer=None,
             response_deserializer=vecdb_pb2.UpsertResponse.FromString)
+        # A valid id sent the same way shows that the encoding is sound.
+        upsert_raw(encode_upsert_with_raw_id("docs", b"caf\xc3\xa9", [1, 2]),
+                   timeout=RPC_TIMEOUT_SECONDS)
+        self.assertEqual([p.id for p in self.get("docs", ["caf\u00e9"])],
+                         ["caf\u00e9"])
+
         invalid_ids = {
             "stray continuation byte": b"id-\x80",
             "truncated sequence": b"id-\xc3",
@@ -193,7 +199,7 @@ class BadInputTest(ServerTestCase):
             with self.subTest(case=case):
                 request = encode_upsert_with_raw_id("docs", raw_id, [1, 2])
                 self.assertRejected(INVALID_ARGUMENT, upsert_raw, request)
-        self.assertEqual(self.count("docs"), 0)
+        self.assertEqual(self.count("docs"), 1)
         self.assertServing()
 
     def test_precomposed_and_combining_accent_ids_differ(self):
@@ -276,7 +282,8 @@ class WritesAndCountsTest(ServerTestCase):
             self.assertEqual(len(ids), 10)
             self.assertEqual(ids.count("3"), 1)
             score = hits[ids.index("3")].score
-            expected = float(np.linalg.norm(vector.astype(np.float64) - latest))
+            expected = float(
+                np.linalg.norm(vector.astype(np.float64) - latest))
             self.assertAlmostEqual(score, expected, delta=1e-3)
         self.assertEqual(self.search(name, history[-1], 1)[0].id, "3")
 
@@ -293,8 +300,8 @@ class ResultSizeTest(ServerTestCase):
                 points = [point(f"p{i}", vectors[i]) for i in range(10)]
 
                 self.upsert(name, points[:1])
-                self.assertEqual([h.id for h in self.search(name, [0, 0, 0], 4)],
-                                 ["p0"])
+                hits = self.search(name, [0, 0, 0], 4)
+                self.assertEqual([h.id for h in hits], ["p0"])
 
                 self.upsert(name, points[1:7])
                 query = rng.standard_normal(3)

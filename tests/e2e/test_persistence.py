@@ -1,7 +1,8 @@
 """Collections and acknowledged points survive clean restarts and kill -9.
 
-Each test records what the server returns, restarts the same process on the
-same data dir (after SIGTERM or SIGKILL) and checks that the answers match.
+Each test records what ListCollections, Get and exact searches return,
+restarts the server on the same data dir (after SIGTERM or SIGKILL) and checks
+that they return the same again.
 """
 
 import threading
@@ -26,7 +27,7 @@ class PersistenceTest(ServerTestCase):
     def setUp(self):
         super().setUp()
         self.rng = np.random.default_rng(21)
-        # Ids of the points each collection should hold.
+        # Ids of the points each collection should contain.
         self.live_ids = {name: set() for name, _, _ in COLLECTIONS}
         self.next_id = 0
         for name, metric, kind in COLLECTIONS:
@@ -56,7 +57,7 @@ class PersistenceTest(ServerTestCase):
             self.live_ids[name].difference_update(deleted)
 
     def snapshot(self):
-        """Return every answer that must be the same after a restart."""
+        """Return the results of every read that must not change on restart."""
         collections = self.stub.ListCollections(
             vecdb_pb2.ListCollectionsRequest(),
             timeout=RPC_TIMEOUT_SECONDS).collections
@@ -171,9 +172,9 @@ class PersistenceTest(ServerTestCase):
         requests = [vecdb_pb2.UpsertRequest(collection="l2_hnsw",
                                             points=points[i:i + 100])
                     for i in range(0, 500, 100)]
-        self.assertEqual(self.stub.Import(iter(requests),
-                                          timeout=RPC_TIMEOUT_SECONDS).upserted,
-                         500)
+        response = self.stub.Import(iter(requests),
+                                    timeout=RPC_TIMEOUT_SECONDS)
+        self.assertEqual(response.upserted, 500)
 
         self.crash_and_restart()
 
@@ -182,7 +183,7 @@ class PersistenceTest(ServerTestCase):
         self.assertEqual([(p.id, list(p.vector)) for p in found],
                          [(p.id, list(p.vector)) for p in points])
 
-    def test_kill9_during_writes_keeps_every_acknowledged_batch(self):
+    def test_kill9_during_writes_keeps_acknowledged_batches(self):
         stub = self.stub
         acknowledged = []
         failures = []
