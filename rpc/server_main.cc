@@ -14,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "engine/database.h"
+#include "google/protobuf/stubs/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -53,6 +54,18 @@ int WaitForStopSignal(const sigset_t& signals) {
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   return signal_number;
+}
+
+// Protobuf logs a line for every request holding invalid UTF-8, which the
+// service already rejects with INVALID_ARGUMENT; a client must not be able
+// to flood the log that way, so such lines go to the debug level.
+void LogProtobufMessage(google::protobuf::LogLevel level, const char* file,
+                        int line, const std::string& message) {
+  if (level == google::protobuf::LOGLEVEL_FATAL) {
+    spdlog::critical("protobuf {}:{}: {}", file, line, message);
+  } else {
+    spdlog::debug("protobuf {}:{}: {}", file, line, message);
+  }
 }
 
 bool WritePortFile(const std::string& path, int port) {
@@ -110,7 +123,8 @@ int Run() {
   spdlog::info("received signal {}, shutting down", signal_number);
   server->GetHealthCheckService()->SetServingStatus(false);
   server->Shutdown(absl::ToChronoTime(
-      absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds))));
+      absl::Now() +
+      absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds))));
   server->Wait();
   database->reset();
   spdlog::info("vecdb-server stopped");
@@ -125,5 +139,6 @@ int main(int argc, char** argv) {
       "Usage: vecdb-server [--data_dir DIR] [--listen HOST:PORT]");
   absl::ParseCommandLine(argc, argv);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+  google::protobuf::SetLogHandler(&LogProtobufMessage);
   return Run();
 }

@@ -5,138 +5,228 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "rpc/request_parsing.h"
 #include "rpc/status_mapping.h"
 
 namespace vecdb::rpc {
+namespace {
 
-grpc::Status VectorDbService::CreateCollection(
-    grpc::ServerContext*, const v1::CreateCollectionRequest* request,
-    v1::CollectionInfo* response) {
-  absl::StatusOr<v1::CollectionInfo> info =
-      database_->CreateCollection(*request);
-  if (!info.ok()) return ToGrpcStatus(info.status());
-  *response = *std::move(info);
-  return grpc::Status::OK;
-}
+using engine::Collection;
 
-grpc::Status VectorDbService::GetCollection(
-    grpc::ServerContext*, const v1::GetCollectionRequest* request,
-    v1::CollectionInfo* response) {
-  absl::StatusOr<std::shared_ptr<engine::Collection>> collection =
-      database_->GetCollection(request->name());
-  if (!collection.ok()) return ToGrpcStatus(collection.status());
-  *response = (*collection)->Describe();
-  return grpc::Status::OK;
-}
-
-grpc::Status VectorDbService::ListCollections(
-    grpc::ServerContext*, const v1::ListCollectionsRequest*,
-    v1::ListCollectionsResponse* response) {
-  for (v1::CollectionInfo& info : database_->ListCollections()) {
-    *response->add_collections() = std::move(info);
+// Reads the single request of a streamed unary call, runs `handle` on it
+// and writes its response. `handle` has the signature
+// absl::Status(const Request&, Response*).
+template <typename Request, typename Response, typename Handler>
+grpc::Status ServeUnary(grpc::ServerUnaryStreamer<Request, Response>* stream,
+                        Handler handle) {
+  Request request;
+  if (!stream->Read(&request)) {
+    return ToGrpcStatus(
+        MalformedRequestError(Request::descriptor()->full_name()));
   }
+  Response response;
+  if (absl::Status status = handle(request, &response); !status.ok()) {
+    return ToGrpcStatus(status);
+  }
+  stream->Write(response);
   return grpc::Status::OK;
 }
 
-grpc::Status VectorDbService::DropCollection(
-    grpc::ServerContext*, const v1::DropCollectionRequest* request,
-    v1::DropCollectionResponse*) {
-  return ToGrpcStatus(database_->DropCollection(request->name()));
+}  // namespace
+
+absl::StatusOr<uint64_t> VectorDbService::ApplyUpsert(
+    const v1::UpsertRequest& request) {
+  absl::StatusOr<std::shared_ptr<Collection>> collection =
+      database_->GetCollection(request.collection());
+  if (!collection.ok()) return collection.status();
+  return (*collection)->Upsert(request.points());
 }
 
-grpc::Status VectorDbService::Upsert(grpc::ServerContext*,
-                                     const v1::UpsertRequest* request,
-                                     v1::UpsertResponse* response) {
-  absl::StatusOr<std::shared_ptr<engine::Collection>> collection =
-      database_->GetCollection(request->collection());
-  if (!collection.ok()) return ToGrpcStatus(collection.status());
-  absl::StatusOr<uint64_t> upserted = (*collection)->Upsert(request->points());
-  if (!upserted.ok()) return ToGrpcStatus(upserted.status());
-  response->set_upserted(*upserted);
-  return grpc::Status::OK;
-}
-
-grpc::Status VectorDbService::Import(
-    grpc::ServerContext*, grpc::ServerReader<v1::UpsertRequest>* reader,
-    v1::ImportResponse* response) {
-  v1::UpsertRequest request;
-  std::shared_ptr<engine::Collection> collection;
-  uint64_t upserted = 0;
-  for (int64_t position = 0; reader->Read(&request); ++position) {
-    if (collection == nullptr ||
-        collection->config().name != request.collection()) {
-      absl::StatusOr<std::shared_ptr<engine::Collection>> found =
-          database_->GetCollection(request.collection());
-      if (!found.ok()) return ToGrpcStatus(found.status());
-      collection = *std::move(found);
+grpc::ServerUnaryReactor* VectorDbService::Upsert(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  v1::UpsertRequest parsed;
+  absl::Status status = ParseUpsertRequest(*request, &parsed);
+  if (status.ok()) {
+    absl::StatusOr<uint64_t> upserted = ApplyUpsert(parsed);
+    if (upserted.ok()) {
+      v1::UpsertResponse reply;
+      reply.set_upserted(*upserted);
+      SerializeToByteBuffer(reply, response);
     }
-    absl::StatusOr<uint64_t> written = collection->Upsert(request.points());
-    if (!written.ok()) {
-      // Earlier requests of the stream are durable; say how many points so
-      // that the client knows where to resume.
-      return grpc::Status(
-          static_cast<grpc::StatusCode>(written.status().code()),
-          absl::StrCat("stream request ", position, ": ",
-                       written.status().message(), " (", upserted,
-                       " points from earlier requests were stored)"));
+    status = upserted.status();
+  }
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+// Applies each streamed request as one upsert, in order, and stops at the
+// first that fails. The requests before it stay stored.
+class VectorDbService::ImportReactor final
+    : public grpc::ServerReadReactor<grpc::ByteBuffer> {
+ public:
+  ImportReactor(VectorDbService* service, grpc::ByteBuffer* response)
+      : service_(service), response_(response) {
+    StartRead(&buffer_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // The client finished the stream (or went away, in which case the
+      // status below is never delivered).
+      v1::ImportResponse reply;
+      reply.set_upserted(upserted_);
+      SerializeToByteBuffer(reply, response_);
+      Finish(grpc::Status::OK);
+      return;
     }
-    upserted += *written;
+    v1::UpsertRequest request;
+    absl::Status status = ParseUpsertRequest(buffer_, &request);
+    if (status.ok()) {
+      absl::StatusOr<uint64_t> written = service_->ApplyUpsert(request);
+      if (written.ok()) upserted_ += *written;
+      status = written.status();
+    }
+    if (!status.ok()) {
+      // Say how many points are stored so that the client knows where to
+      // resume.
+      Finish(ToGrpcStatus(absl::Status(
+          status.code(),
+          absl::StrCat("stream request ", position_, ": ", status.message(),
+                       " (", upserted_,
+                       " points from earlier requests were stored)"))));
+      return;
+    }
+    ++position_;
+    StartRead(&buffer_);
   }
-  response->set_upserted(upserted);
-  return grpc::Status::OK;
+
+  void OnDone() override { delete this; }
+
+ private:
+  VectorDbService* const service_;
+  grpc::ByteBuffer* const response_;
+  grpc::ByteBuffer buffer_;
+  int64_t position_ = 0;
+  uint64_t upserted_ = 0;
+};
+
+grpc::ServerReadReactor<grpc::ByteBuffer>* VectorDbService::Import(
+    grpc::CallbackServerContext*, grpc::ByteBuffer* response) {
+  return new ImportReactor(this, response);
 }
 
-grpc::Status VectorDbService::Get(grpc::ServerContext*,
-                                  const v1::GetRequest* request,
-                                  v1::GetResponse* response) {
-  absl::StatusOr<std::shared_ptr<engine::Collection>> collection =
-      database_->GetCollection(request->collection());
-  if (!collection.ok()) return ToGrpcStatus(collection.status());
-  absl::StatusOr<std::vector<v1::Point>> points =
-      (*collection)->Get(request->ids());
-  if (!points.ok()) return ToGrpcStatus(points.status());
-  response->mutable_points()->Reserve(static_cast<int>(points->size()));
-  for (v1::Point& point : *points) {
-    *response->add_points() = std::move(point);
-  }
-  return grpc::Status::OK;
+grpc::Status VectorDbService::StreamedCreateCollection(
+    grpc::ServerContext*,
+    grpc::ServerUnaryStreamer<v1::CreateCollectionRequest, v1::CollectionInfo>*
+        stream) {
+  return ServeUnary(stream, [this](const v1::CreateCollectionRequest& request,
+                                   v1::CollectionInfo* response) {
+    absl::StatusOr<v1::CollectionInfo> info =
+        database_->CreateCollection(request);
+    if (info.ok()) *response = *std::move(info);
+    return info.status();
+  });
 }
 
-grpc::Status VectorDbService::Delete(grpc::ServerContext*,
-                                     const v1::DeleteRequest* request,
-                                     v1::DeleteResponse* response) {
-  absl::StatusOr<std::shared_ptr<engine::Collection>> collection =
-      database_->GetCollection(request->collection());
-  if (!collection.ok()) return ToGrpcStatus(collection.status());
-  absl::StatusOr<uint64_t> deleted = (*collection)->Delete(request->ids());
-  if (!deleted.ok()) return ToGrpcStatus(deleted.status());
-  response->set_deleted(*deleted);
-  return grpc::Status::OK;
+grpc::Status VectorDbService::StreamedGetCollection(
+    grpc::ServerContext*,
+    grpc::ServerUnaryStreamer<v1::GetCollectionRequest, v1::CollectionInfo>*
+        stream) {
+  return ServeUnary(stream, [this](const v1::GetCollectionRequest& request,
+                                   v1::CollectionInfo* response) {
+    absl::StatusOr<std::shared_ptr<Collection>> collection =
+        database_->GetCollection(request.name());
+    if (collection.ok()) *response = (*collection)->Describe();
+    return collection.status();
+  });
 }
 
-grpc::Status VectorDbService::Search(grpc::ServerContext*,
-                                     const v1::SearchRequest* request,
-                                     v1::SearchResponse* response) {
-  absl::StatusOr<std::shared_ptr<engine::Collection>> collection =
-      database_->GetCollection(request->collection());
-  if (!collection.ok()) return ToGrpcStatus(collection.status());
-  absl::StatusOr<v1::SearchResponse> result = (*collection)->Search(*request);
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  *response = *std::move(result);
-  return grpc::Status::OK;
+grpc::Status VectorDbService::StreamedListCollections(
+    grpc::ServerContext*,
+    grpc::ServerUnaryStreamer<v1::ListCollectionsRequest,
+                              v1::ListCollectionsResponse>* stream) {
+  return ServeUnary(stream, [this](const v1::ListCollectionsRequest&,
+                                   v1::ListCollectionsResponse* response) {
+    for (v1::CollectionInfo& info : database_->ListCollections()) {
+      *response->add_collections() = std::move(info);
+    }
+    return absl::OkStatus();
+  });
 }
 
-grpc::Status VectorDbService::SearchBatch(
-    grpc::ServerContext*, const v1::SearchBatchRequest* request,
-    v1::SearchBatchResponse* response) {
-  absl::StatusOr<std::shared_ptr<engine::Collection>> collection =
-      database_->GetCollection(request->collection());
-  if (!collection.ok()) return ToGrpcStatus(collection.status());
-  absl::StatusOr<v1::SearchBatchResponse> result =
-      (*collection)->SearchBatch(*request);
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  *response = *std::move(result);
-  return grpc::Status::OK;
+grpc::Status VectorDbService::StreamedDropCollection(
+    grpc::ServerContext*,
+    grpc::ServerUnaryStreamer<v1::DropCollectionRequest,
+                              v1::DropCollectionResponse>* stream) {
+  return ServeUnary(stream, [this](const v1::DropCollectionRequest& request,
+                                   v1::DropCollectionResponse*) {
+    return database_->DropCollection(request.name());
+  });
+}
+
+grpc::Status VectorDbService::StreamedGet(
+    grpc::ServerContext*,
+    grpc::ServerUnaryStreamer<v1::GetRequest, v1::GetResponse>* stream) {
+  return ServeUnary(
+      stream, [this](const v1::GetRequest& request, v1::GetResponse* response) {
+        absl::StatusOr<std::shared_ptr<Collection>> collection =
+            database_->GetCollection(request.collection());
+        if (!collection.ok()) return collection.status();
+        absl::StatusOr<std::vector<v1::Point>> points =
+            (*collection)->Get(request.ids());
+        if (!points.ok()) return points.status();
+        response->mutable_points()->Reserve(static_cast<int>(points->size()));
+        for (v1::Point& point : *points) {
+          *response->add_points() = std::move(point);
+        }
+        return absl::OkStatus();
+      });
+}
+
+grpc::Status VectorDbService::StreamedDelete(
+    grpc::ServerContext*,
+    grpc::ServerUnaryStreamer<v1::DeleteRequest, v1::DeleteResponse>* stream) {
+  return ServeUnary(stream, [this](const v1::DeleteRequest& request,
+                                   v1::DeleteResponse* response) {
+    absl::StatusOr<std::shared_ptr<Collection>> collection =
+        database_->GetCollection(request.collection());
+    if (!collection.ok()) return collection.status();
+    absl::StatusOr<uint64_t> deleted = (*collection)->Delete(request.ids());
+    if (deleted.ok()) response->set_deleted(*deleted);
+    return deleted.status();
+  });
+}
+
+grpc::Status VectorDbService::StreamedSearch(
+    grpc::ServerContext*,
+    grpc::ServerUnaryStreamer<v1::SearchRequest, v1::SearchResponse>* stream) {
+  return ServeUnary(stream, [this](const v1::SearchRequest& request,
+                                   v1::SearchResponse* response) {
+    absl::StatusOr<std::shared_ptr<Collection>> collection =
+        database_->GetCollection(request.collection());
+    if (!collection.ok()) return collection.status();
+    absl::StatusOr<v1::SearchResponse> result = (*collection)->Search(request);
+    if (result.ok()) *response = *std::move(result);
+    return result.status();
+  });
+}
+
+grpc::Status VectorDbService::StreamedSearchBatch(
+    grpc::ServerContext*,
+    grpc::ServerUnaryStreamer<v1::SearchBatchRequest, v1::SearchBatchResponse>*
+        stream) {
+  return ServeUnary(stream, [this](const v1::SearchBatchRequest& request,
+                                   v1::SearchBatchResponse* response) {
+    absl::StatusOr<std::shared_ptr<Collection>> collection =
+        database_->GetCollection(request.collection());
+    if (!collection.ok()) return collection.status();
+    absl::StatusOr<v1::SearchBatchResponse> result =
+        (*collection)->SearchBatch(request);
+    if (result.ok()) *response = *std::move(result);
+    return result.status();
+  });
 }
 
 }  // namespace vecdb::rpc

@@ -2,50 +2,84 @@
 #define VECDB_RPC_VECTOR_DB_SERVICE_H_
 
 #include "engine/database.h"
+#include "grpcpp/support/server_callback.h"
+#include "grpcpp/support/sync_stream.h"
 #include "vecdb/v1/vecdb.grpc.pb.h"
 
 namespace vecdb::rpc {
 
-// The vecdb.v1.VectorDB service over one Database. Each handler checks its
-// request, calls the engine and maps the result onto a gRPC status; nothing
-// here keeps state of its own. Thread-safe.
-class VectorDbService final : public v1::VectorDB::Service {
+// The generated service with every method in the form whose requests the
+// service parses, or sees fail to parse, itself: Upsert and Import take raw
+// bytes (see request_parsing.h), the other methods are "streamed unary",
+// where a request that fails to parse is reported to the handler.
+using VectorDbServiceBase = v1::VectorDB::WithRawCallbackMethod_Upsert<
+    v1::VectorDB::WithRawCallbackMethod_Import<
+        v1::VectorDB::WithStreamedUnaryMethod_CreateCollection<
+            v1::VectorDB::WithStreamedUnaryMethod_GetCollection<
+                v1::VectorDB::WithStreamedUnaryMethod_ListCollections<
+                    v1::VectorDB::WithStreamedUnaryMethod_DropCollection<
+                        v1::VectorDB::WithStreamedUnaryMethod_Get<
+                            v1::VectorDB::WithStreamedUnaryMethod_Delete<
+                                v1::VectorDB::WithStreamedUnaryMethod_Search<
+                                    v1::VectorDB::
+                                        WithStreamedUnaryMethod_SearchBatch<
+                                            v1::VectorDB::Service>>>>>>>>>>;
+
+// The vecdb.v1.VectorDB service over one Database. Each handler calls the
+// engine and maps the result onto a gRPC status; a request that cannot be
+// parsed is INVALID_ARGUMENT. Nothing here keeps state of its own.
+// Thread-safe.
+class VectorDbService final : public VectorDbServiceBase {
  public:
   // `database` must outlive the service.
-  explicit VectorDbService(engine::Database* database)
-      : database_(database) {}
+  explicit VectorDbService(engine::Database* database) : database_(database) {}
 
-  grpc::Status CreateCollection(grpc::ServerContext* context,
-                                const v1::CreateCollectionRequest* request,
-                                v1::CollectionInfo* response) override;
-  grpc::Status GetCollection(grpc::ServerContext* context,
-                             const v1::GetCollectionRequest* request,
-                             v1::CollectionInfo* response) override;
-  grpc::Status ListCollections(grpc::ServerContext* context,
-                               const v1::ListCollectionsRequest* request,
-                               v1::ListCollectionsResponse* response) override;
-  grpc::Status DropCollection(grpc::ServerContext* context,
-                              const v1::DropCollectionRequest* request,
-                              v1::DropCollectionResponse* response) override;
-  grpc::Status Upsert(grpc::ServerContext* context,
-                      const v1::UpsertRequest* request,
-                      v1::UpsertResponse* response) override;
-  grpc::Status Import(grpc::ServerContext* context,
-                      grpc::ServerReader<v1::UpsertRequest>* reader,
-                      v1::ImportResponse* response) override;
-  grpc::Status Get(grpc::ServerContext* context, const v1::GetRequest* request,
-                   v1::GetResponse* response) override;
-  grpc::Status Delete(grpc::ServerContext* context,
-                      const v1::DeleteRequest* request,
-                      v1::DeleteResponse* response) override;
-  grpc::Status Search(grpc::ServerContext* context,
-                      const v1::SearchRequest* request,
-                      v1::SearchResponse* response) override;
-  grpc::Status SearchBatch(grpc::ServerContext* context,
-                           const v1::SearchBatchRequest* request,
-                           v1::SearchBatchResponse* response) override;
+  grpc::ServerUnaryReactor* Upsert(grpc::CallbackServerContext* context,
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
+  grpc::ServerReadReactor<grpc::ByteBuffer>* Import(
+      grpc::CallbackServerContext* context,
+      grpc::ByteBuffer* response) override;
+
+  grpc::Status StreamedCreateCollection(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::CreateCollectionRequest,
+                                v1::CollectionInfo>* stream) override;
+  grpc::Status StreamedGetCollection(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::GetCollectionRequest, v1::CollectionInfo>*
+          stream) override;
+  grpc::Status StreamedListCollections(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::ListCollectionsRequest,
+                                v1::ListCollectionsResponse>* stream) override;
+  grpc::Status StreamedDropCollection(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::DropCollectionRequest,
+                                v1::DropCollectionResponse>* stream) override;
+  grpc::Status StreamedGet(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::GetRequest, v1::GetResponse>* stream)
+      override;
+  grpc::Status StreamedDelete(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::DeleteRequest, v1::DeleteResponse>* stream)
+      override;
+  grpc::Status StreamedSearch(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::SearchRequest, v1::SearchResponse>* stream)
+      override;
+  grpc::Status StreamedSearchBatch(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::SearchBatchRequest,
+                                v1::SearchBatchResponse>* stream) override;
 
  private:
+  class ImportReactor;
+
+  // Applies one parsed UpsertRequest; shared by Upsert and Import.
+  absl::StatusOr<uint64_t> ApplyUpsert(const v1::UpsertRequest& request);
+
   engine::Database* const database_;
 };
 
