@@ -89,8 +89,8 @@ absl::Status Collection::LoadFromStorage() {
                   " components, the collection's dimension is ",
                   config_.dimension));
             }
-            google::protobuf::RepeatedField<float> vector(
-                point.vector.begin(), point.vector.end());
+            google::protobuf::RepeatedField<float> vector(point.vector.begin(),
+                                                          point.vector.end());
             chunk_vectors.resize(chunk_vectors.size() + config_.dimension);
             PrepareForIndex(vector, config_.metric,
                             chunk_vectors.data() + chunk_vectors.size() -
@@ -146,12 +146,12 @@ absl::Status Collection::Drop() {
   return absl::OkStatus();
 }
 
-absl::Status Collection::ApplyUpserts(
-    absl::Span<const std::string* const> ids, const std::vector<float>& vectors,
-    storage::ReadView view) {
+absl::Status Collection::ApplyUpserts(absl::Span<const std::string* const> ids,
+                                      const std::vector<float>& vectors,
+                                      storage::ReadView view) {
   const index::Label first_label = index_->size();
-  if (absl::Status status = index_->Add(static_cast<int64_t>(ids.size()),
-                                        vectors.data());
+  if (absl::Status status =
+          index_->Add(static_cast<int64_t>(ids.size()), vectors.data());
       !status.ok()) {
     return status;
   }

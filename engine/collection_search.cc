@@ -16,17 +16,15 @@ namespace {
 absl::Status ValidateSearch(const v1::SearchRequest& request,
                             const CollectionConfig& config) {
   if (request.top_k() < 1 || request.top_k() > kMaxTopK) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("top_k is ", request.top_k(), ", it must be 1 to ",
-                     kMaxTopK));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "top_k is ", request.top_k(), ", it must be 1 to ", kMaxTopK));
   }
   if (request.params().ef_search() > kMaxEfSearch) {
     return absl::InvalidArgumentError(
         absl::StrCat("params.ef_search is ", request.params().ef_search(),
                      ", the limit is ", kMaxEfSearch));
   }
-  if (request.has_score_threshold() &&
-      std::isnan(request.score_threshold())) {
+  if (request.has_score_threshold() && std::isnan(request.score_threshold())) {
     return absl::InvalidArgumentError("score_threshold is NaN");
   }
   absl::Status status =
@@ -147,15 +145,14 @@ absl::StatusOr<v1::SearchResponse> Collection::BuildHits(
   for (size_t i = 0; i < kept_ids.size(); ++i) {
     const std::optional<storage::StoredPoint>& found = (*stored)[i];
     if (!found.has_value()) {
-      return absl::InternalError(absl::StrCat(
-          "point \"", absl::CHexEscape(kept_ids[i]),
-          "\" is in the index of collection '", config_.name,
-          "' but not in storage"));
+      return absl::InternalError(
+          absl::StrCat("point \"", absl::CHexEscape(kept_ids[i]),
+                       "\" is in the index of collection '", config_.name,
+                       "' but not in storage"));
     }
     v1::ScoredPoint* hit = response.mutable_hits(static_cast<int>(i));
     if (request.include_vectors()) {
-      hit->mutable_vector()->Assign(found->vector.begin(),
-                                    found->vector.end());
+      hit->mutable_vector()->Assign(found->vector.begin(), found->vector.end());
     }
     if (request.include_metadata() && !found->metadata.empty() &&
         !hit->mutable_metadata()->ParseFromString(found->metadata)) {
@@ -172,8 +169,8 @@ absl::StatusOr<v1::SearchBatchResponse> Collection::SearchBatch(
   for (int i = 0; i < request.searches_size(); ++i) {
     if (absl::Status status = ValidateSearch(request.searches(i), config_);
         !status.ok()) {
-      return absl::Status(status.code(), absl::StrCat("searches[", i, "]: ",
-                                                      status.message()));
+      return absl::Status(
+          status.code(), absl::StrCat("searches[", i, "]: ", status.message()));
     }
   }
   v1::SearchBatchResponse response;

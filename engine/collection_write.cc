@@ -16,10 +16,10 @@ namespace {
 
 absl::Status AtPoint(const absl::Status& status, int position,
                      absl::string_view id) {
-  return absl::Status(status.code(),
-                      absl::StrCat("points[", position, "] (id \"",
-                                   absl::CHexEscape(id), "\"): ",
-                                   status.message()));
+  return absl::Status(
+      status.code(),
+      absl::StrCat("points[", position, "] (id \"", absl::CHexEscape(id),
+                   "\"): ", status.message()));
 }
 
 absl::Status ValidatePoint(const v1::Point& point, int position,

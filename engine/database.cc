@@ -19,11 +19,11 @@ constexpr uint32_t kMinHnswM = 2;
 constexpr uint32_t kMaxHnswM = 256;
 constexpr uint32_t kMaxEfConstruction = 4096;
 
-absl::Status CheckRange(absl::string_view field, uint32_t value,
-                        uint32_t low, uint32_t high) {
+absl::Status CheckRange(absl::string_view field, uint32_t value, uint32_t low,
+                        uint32_t high) {
   if (value >= low && value <= high) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      field, " is ", value, ", it must be ", low, " to ", high));
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, " is ", value, ", it must be ", low, " to ", high));
 }
 
 std::string EncodeConfig(const CollectionConfig& config) {
@@ -39,8 +39,8 @@ absl::StatusOr<CollectionConfig> DecodeConfig(
     const storage::CollectionRecord& record) {
   v1::CollectionInfo info;
   if (!info.ParseFromString(record.config)) {
-    return absl::DataLossError(absl::StrCat(
-        "stored config of collection '", record.name, "' cannot be parsed"));
+    return absl::DataLossError(absl::StrCat("stored config of collection '",
+                                            record.name, "' cannot be parsed"));
   }
   CollectionConfig config;
   config.name = record.name;
@@ -96,8 +96,8 @@ absl::StatusOr<CollectionConfig> MakeCollectionConfig(
   absl::Status status =
       CheckRange("index.m", config.index.m(), kMinHnswM, kMaxHnswM);
   if (status.ok()) {
-    status = CheckRange("index.ef_construction",
-                        config.index.ef_construction(), 1, kMaxEfConstruction);
+    status = CheckRange("index.ef_construction", config.index.ef_construction(),
+                        1, kMaxEfConstruction);
   }
   if (status.ok()) {
     status = CheckRange("index.ef_search", config.index.ef_search(), 1,
@@ -170,9 +170,8 @@ absl::StatusOr<v1::CollectionInfo> Database::CreateCollection(
   if (!collection.ok()) return collection.status();
   std::shared_ptr<Collection> shared = *std::move(collection);
   collections_.emplace(config->name, shared);
-  spdlog::info("[{}] created: dimension {}, metric {}, index {}",
-               config->name, config->dimension,
-               v1::Metric_Name(config->metric),
+  spdlog::info("[{}] created: dimension {}, metric {}, index {}", config->name,
+               config->dimension, v1::Metric_Name(config->metric),
                v1::IndexKind_Name(config->index.kind()));
   return shared->Describe();
 }

@@ -60,8 +60,8 @@ class Database {
   // Collections hold a pointer to storage_, so they are destroyed first.
   std::unique_ptr<storage::Storage> storage_;
   absl::Mutex mutex_;
-  std::map<std::string, std::shared_ptr<Collection>, std::less<>>
-      collections_ ABSL_GUARDED_BY(mutex_);
+  std::map<std::string, std::shared_ptr<Collection>, std::less<>> collections_
+      ABSL_GUARDED_BY(mutex_);
 };
 
 // Resolves defaults and checks the request's dimension, metric and index.

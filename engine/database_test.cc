@@ -124,9 +124,9 @@ TEST_F(DatabaseTest, CreateRejectsMissingMetricAndDimension) {
   v1::CreateCollectionRequest request;
   request.set_name("docs");
   request.set_dimension(8);
-  EXPECT_THAT(database_->CreateCollection(request),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("metric")));
+  EXPECT_THAT(
+      database_->CreateCollection(request),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("metric")));
   request.set_metric(v1::L2);
   request.set_dimension(0);
   EXPECT_THAT(database_->CreateCollection(request),
@@ -144,8 +144,8 @@ TEST_F(DatabaseTest, UnknownCollectionIsNotFound) {
 
 TEST_F(DatabaseTest, ReplaceHidesOldVector) {
   auto collection = Create("c", 2, v1::L2);
-  ASSERT_OK(Upsert(*collection, {MakePoint("p", {1, 0}, "old"),
-                                 MakePoint("q", {5, 5})}));
+  ASSERT_OK(Upsert(*collection,
+                   {MakePoint("p", {1, 0}, "old"), MakePoint("q", {5, 5})}));
   ASSERT_OK(Upsert(*collection, {MakePoint("p", {-1, 0}, "new")}));
 
   std::vector<v1::ScoredPoint> hits = Search(*collection, {1, 0}, 10);
@@ -157,11 +157,11 @@ TEST_F(DatabaseTest, ReplaceHidesOldVector) {
 
 TEST_F(DatabaseTest, BadPointRejectsWholeBatch) {
   auto collection = Create("c", 2, v1::COSINE);
-  EXPECT_THAT(Upsert(*collection, {MakePoint("a", {1, 0}),
-                                   MakePoint("b", {0, 0}),
-                                   MakePoint("c", {0, 1})}),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("points[1] (id \"b\")")));
+  EXPECT_THAT(
+      Upsert(*collection, {MakePoint("a", {1, 0}), MakePoint("b", {0, 0}),
+                           MakePoint("c", {0, 1})}),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("points[1] (id \"b\")")));
   EXPECT_EQ(collection->Describe().point_count(), 0u);
   collection.reset();
   Reopen();
@@ -170,9 +170,9 @@ TEST_F(DatabaseTest, BadPointRejectsWholeBatch) {
 
 TEST_F(DatabaseTest, LaterDuplicateInBatchWins) {
   auto collection = Create("c", 2, v1::L2, v1::FLAT);
-  absl::StatusOr<uint64_t> written =
-      Upsert(*collection, {MakePoint("x", {1, 1}, "first"),
-                           MakePoint("x", {2, 2}, "second")});
+  absl::StatusOr<uint64_t> written = Upsert(
+      *collection,
+      {MakePoint("x", {1, 1}, "first"), MakePoint("x", {2, 2}, "second")});
   ASSERT_OK(written);
   EXPECT_EQ(*written, 1u);
   std::vector<v1::ScoredPoint> hits = Search(*collection, {2, 2}, 5);
@@ -183,8 +183,8 @@ TEST_F(DatabaseTest, LaterDuplicateInBatchWins) {
 
 TEST_F(DatabaseTest, DeletedPointIsNeverReturned) {
   auto collection = Create("c", 2, v1::DOT_PRODUCT);
-  ASSERT_OK(Upsert(*collection, {MakePoint("a", {1, 0}),
-                                 MakePoint("b", {0, 1})}));
+  ASSERT_OK(
+      Upsert(*collection, {MakePoint("a", {1, 0}), MakePoint("b", {0, 1})}));
   google::protobuf::RepeatedPtrField<std::string> ids;
   ids.Add("a");
   ids.Add("missing");
@@ -240,8 +240,8 @@ TEST_F(DatabaseTest, SearchesNeverSeeHalfABatch) {
   // Every batch moves both points to the same new position, so a search
   // that saw half a batch would score them differently.
   auto collection = Create("c", 2, v1::L2, v1::FLAT);
-  ASSERT_OK(Upsert(*collection, {MakePoint("a", {0, 0}),
-                                 MakePoint("b", {0, 0})}));
+  ASSERT_OK(
+      Upsert(*collection, {MakePoint("a", {0, 0}), MakePoint("b", {0, 0})}));
   std::atomic<bool> done{false};
   std::atomic<int> mismatches{0};
   std::vector<std::thread> readers;
@@ -257,8 +257,8 @@ TEST_F(DatabaseTest, SearchesNeverSeeHalfABatch) {
   }
   for (int i = 1; i <= 300; ++i) {
     const float x = static_cast<float>(i);
-    ASSERT_OK(Upsert(*collection, {MakePoint("a", {x, 0}),
-                                   MakePoint("b", {0, x})}));
+    ASSERT_OK(
+        Upsert(*collection, {MakePoint("a", {x, 0}), MakePoint("b", {0, x})}));
   }
   done = true;
   for (std::thread& reader : readers) reader.join();

@@ -115,8 +115,8 @@ absl::Status ValidateCollectionName(absl::string_view name) {
                      " bytes, the limit is ", kMaxCollectionNameBytes));
   }
   if (name[0] == '-') {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "collection name '", name, "' must not start with '-'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("collection name '", name, "' must not start with '-'"));
   }
   for (char c : name) {
     if (!IsNameCharacter(c)) {
@@ -136,14 +136,15 @@ absl::Status ValidatePointId(absl::string_view id) {
                      kMaxPointIdBytes, " bytes of UTF-8"));
   }
   if (long offset = FindInvalidUtf8(id); offset >= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "id is not valid UTF-8 at byte ", offset));
+    return absl::InvalidArgumentError(
+        absl::StrCat("id is not valid UTF-8 at byte ", offset));
   }
   return absl::OkStatus();
 }
 
-absl::Status ValidateVector(const google::protobuf::RepeatedField<float>& vector,
-                            uint32_t dimension, v1::Metric metric) {
+absl::Status ValidateVector(
+    const google::protobuf::RepeatedField<float>& vector, uint32_t dimension,
+    v1::Metric metric) {
   if (vector.empty()) return absl::InvalidArgumentError("vector is empty");
   if (static_cast<uint32_t>(vector.size()) != dimension) {
     return absl::InvalidArgumentError(

@@ -21,8 +21,9 @@ absl::Status ValidatePointId(absl::string_view id);
 // Checks a stored or query vector against the collection: the dimension,
 // finite components, and a norm that the metric can use (nonzero under
 // COSINE, not overflowing under the others).
-absl::Status ValidateVector(const google::protobuf::RepeatedField<float>& vector,
-                            uint32_t dimension, v1::Metric metric);
+absl::Status ValidateVector(
+    const google::protobuf::RepeatedField<float>& vector, uint32_t dimension,
+    v1::Metric metric);
 
 // Checks metadata size, nesting depth and that every number is finite.
 absl::Status ValidateMetadata(const google::protobuf::Struct& metadata);

@@ -49,8 +49,8 @@ TEST(PointIdTest, LimitIsInUtf8Bytes) {
 TEST(PointIdTest, RejectsEmptyAndInvalidUtf8) {
   EXPECT_THAT(ValidatePointId(""),
               StatusIs(absl::StatusCode::kInvalidArgument, "id is empty"));
-  for (const char* id : {"\xff", "ab\xc3", "\xc0\xaf", "\xed\xa0\x80",
-                         "\xf4\x90\x80\x80"}) {
+  for (const char* id :
+       {"\xff", "ab\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80"}) {
     EXPECT_THAT(ValidatePointId(id),
                 StatusIs(absl::StatusCode::kInvalidArgument,
                          HasSubstr("not valid UTF-8")))
@@ -79,9 +79,9 @@ TEST(VectorTest, RejectsNonFiniteComponentsByPosition) {
 }
 
 TEST(VectorTest, ZeroVectorRejectedOnlyUnderCosine) {
-  EXPECT_THAT(ValidateVector(Vector({0, 0}), 2, v1::COSINE),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("all zeros")));
+  EXPECT_THAT(
+      ValidateVector(Vector({0, 0}), 2, v1::COSINE),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("all zeros")));
   EXPECT_OK(ValidateVector(Vector({0, 0}), 2, v1::L2));
   EXPECT_OK(ValidateVector(Vector({0, 0}), 2, v1::DOT_PRODUCT));
 }
@@ -92,19 +92,20 @@ TEST(VectorTest, HugeVectorNormalisedUnderCosineRejectedElsewhere) {
   float unit[4];
   PrepareForIndex(huge, v1::COSINE, unit);
   for (float component : unit) EXPECT_FLOAT_EQ(component, 0.5f);
-  EXPECT_THAT(ValidateVector(huge, 4, v1::L2),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("squared norm")));
+  EXPECT_THAT(
+      ValidateVector(huge, 4, v1::L2),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("squared norm")));
 }
 
 TEST(MetadataTest, RejectsNonFiniteNumbersWithPath) {
   google::protobuf::Struct metadata;
-  (*(*metadata.mutable_fields())["outer"].mutable_struct_value()
+  (*(*metadata.mutable_fields())["outer"]
+        .mutable_struct_value()
         ->mutable_fields())["inner"]
       .set_number_value(std::nan(""));
-  EXPECT_THAT(ValidateMetadata(metadata),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("'outer.inner'")));
+  EXPECT_THAT(
+      ValidateMetadata(metadata),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'outer.inner'")));
 }
 
 TEST(MetadataTest, RejectsDeepNesting) {

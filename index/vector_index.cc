@@ -44,9 +44,9 @@ class LiveLabelSelector : public faiss::IDSelector {
 // setting is per thread, so it is applied before every call.
 void UseOpenMpThreads(int threads) { omp_set_num_threads(threads); }
 
-std::vector<Neighbor> CollectNeighbors(const std::vector<float>& distances,
-                                       const std::vector<faiss::Index::idx_t>& labels,
-                                       int k) {
+std::vector<Neighbor> CollectNeighbors(
+    const std::vector<float>& distances,
+    const std::vector<faiss::Index::idx_t>& labels, int k) {
   std::vector<Neighbor> neighbors;
   neighbors.reserve(std::min<size_t>(k, labels.size()));
   for (size_t i = 0; i < labels.size() && neighbors.size() < size_t(k); ++i) {
@@ -66,9 +66,8 @@ VectorIndex::~VectorIndex() = default;
 absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Create(
     const IndexSpec& spec) {
   if (spec.dimension < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("index dimension must be at least 1, got ",
-                     spec.dimension));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "index dimension must be at least 1, got ", spec.dimension));
   }
   std::unique_ptr<VectorIndex> index(new VectorIndex(spec));
   const faiss::MetricType metric = ToFaiss(spec.metric);
@@ -84,11 +83,10 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Create(
     return absl::InvalidArgumentError(absl::StrCat(
         "HNSW m must be between ", kMinM, " and ", kMaxM, ", got ", spec.m));
   }
-  if (spec.ef_construction < 1 ||
-      spec.ef_construction > kMaxEfConstruction) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "HNSW ef_construction must be between 1 and ", kMaxEfConstruction,
-        ", got ", spec.ef_construction));
+  if (spec.ef_construction < 1 || spec.ef_construction > kMaxEfConstruction) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("HNSW ef_construction must be between 1 and ",
+                     kMaxEfConstruction, ", got ", spec.ef_construction));
   }
   auto hnsw =
       std::make_unique<faiss::IndexHNSWFlat>(spec.dimension, spec.m, metric);
@@ -191,9 +189,9 @@ absl::StatusOr<std::vector<Neighbor>> VectorIndex::SearchGraph(
 }
 
 uint64_t VectorIndex::MemoryBytes() const {
-  uint64_t bytes = static_cast<uint64_t>(size()) * spec_.dimension *
-                       sizeof(float) +
-                   deleted_.capacity();
+  uint64_t bytes =
+      static_cast<uint64_t>(size()) * spec_.dimension * sizeof(float) +
+      deleted_.capacity();
   if (hnsw_ != nullptr) {
     const faiss::HNSW& graph = hnsw_->hnsw;
     bytes += graph.neighbors.capacity() * sizeof(graph.neighbors[0]) +

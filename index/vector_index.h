@@ -93,10 +93,10 @@ class VectorIndex {
  private:
   explicit VectorIndex(const IndexSpec& spec);
 
-  absl::StatusOr<std::vector<Neighbor>> SearchExact(
-      const float* query, int k) const;
-  absl::StatusOr<std::vector<Neighbor>> SearchGraph(
-      const float* query, int k, int ef_search) const;
+  absl::StatusOr<std::vector<Neighbor>> SearchExact(const float* query,
+                                                    int k) const;
+  absl::StatusOr<std::vector<Neighbor>> SearchGraph(const float* query, int k,
+                                                    int ef_search) const;
 
   const IndexSpec spec_;
   std::unique_ptr<faiss::Index> index_;

@@ -177,8 +177,7 @@ double HnswRecallAt(VectorIndex& index, const std::vector<float>& vectors,
     options.ef_search = ef_search;
     absl::StatusOr<std::vector<Neighbor>> got = index.Search(query, options);
     EXPECT_OK(got);
-    std::vector<Label> truth =
-        BruteForce(vectors, query, 10, IndexMetric::kL2);
+    std::vector<Label> truth = BruteForce(vectors, query, 10, IndexMetric::kL2);
     for (const Neighbor& neighbor : *got) {
       found += std::count(truth.begin(), truth.end(), neighbor.label);
     }

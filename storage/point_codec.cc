@@ -65,8 +65,7 @@ std::string EncodeCollectionPrefix(uint64_t collection_id) {
   return prefix;
 }
 
-std::string EncodePointKey(uint64_t collection_id,
-                           absl::string_view point_id) {
+std::string EncodePointKey(uint64_t collection_id, absl::string_view point_id) {
   std::string key = EncodeCollectionPrefix(collection_id);
   key.append(point_id.data(), point_id.size());
   return key;

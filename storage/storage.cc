@@ -54,9 +54,9 @@ absl::StatusOr<CollectionRecord> DecodeCollectionValue(
     absl::string_view name, absl::string_view value) {
   if (value.size() < 9 ||
       static_cast<uint8_t>(value[0]) != kCollectionFormatVersion) {
-    return absl::DataLossError(absl::StrCat(
-        "collection record of '", name,
-        "' is truncated or has an unknown format version"));
+    return absl::DataLossError(
+        absl::StrCat("collection record of '", name,
+                     "' is truncated or has an unknown format version"));
   }
   CollectionRecord record;
   record.id = absl::big_endian::Load64(value.data() + 1);
@@ -91,8 +91,8 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw_db = nullptr;
-  rocksdb::Status status = rocksdb::DB::Open(db_options, options.path,
-                                             families, &handles, &raw_db);
+  rocksdb::Status status =
+      rocksdb::DB::Open(db_options, options.path, families, &handles, &raw_db);
   if (!status.ok()) {
     return FromRocks(status, absl::StrCat("opening RocksDB at ", options.path));
   }
@@ -128,8 +128,8 @@ absl::StatusOr<std::vector<CollectionRecord>> Storage::ListCollections() {
   std::unique_ptr<rocksdb::Iterator> it(
       db_->NewIterator(rocksdb::ReadOptions(), collections_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    absl::StatusOr<CollectionRecord> record = DecodeCollectionValue(
-        View(it->key()), View(it->value()));
+    absl::StatusOr<CollectionRecord> record =
+        DecodeCollectionValue(View(it->key()), View(it->value()));
     if (!record.ok()) return record.status();
     records.push_back(*std::move(record));
   }
@@ -146,14 +146,14 @@ absl::StatusOr<uint64_t> Storage::CreateCollection(absl::string_view name,
 
   std::string counter;
   uint64_t id = 1;
-  rocksdb::Status read = db_->Get(rocksdb::ReadOptions(), meta_,
-                                  kNextCollectionIdKey, &counter);
+  rocksdb::Status read =
+      db_->Get(rocksdb::ReadOptions(), meta_, kNextCollectionIdKey, &counter);
   if (read.ok() && counter.size() == 8) {
     id = absl::big_endian::Load64(counter.data());
   } else if (!read.IsNotFound()) {
-    return FromRocks(read.ok() ? rocksdb::Status::Corruption("bad counter")
-                               : read,
-                     "reading the collection id counter");
+    return FromRocks(
+        read.ok() ? rocksdb::Status::Corruption("bad counter") : read,
+        "reading the collection id counter");
   }
 
   std::string next(8, '\0');

@@ -48,12 +48,11 @@ class StorageTest : public ::testing::Test {
 
   std::vector<std::string> ScanIds(uint64_t collection) {
     std::vector<std::string> ids;
-    EXPECT_OK(storage_->ScanPoints(
-        collection, storage_->TakeReadView(),
-        [&](absl::string_view id, StoredPoint) {
-          ids.emplace_back(id);
-          return absl::OkStatus();
-        }));
+    EXPECT_OK(storage_->ScanPoints(collection, storage_->TakeReadView(),
+                                   [&](absl::string_view id, StoredPoint) {
+                                     ids.emplace_back(id);
+                                     return absl::OkStatus();
+                                   }));
     return ids;
   }
 
