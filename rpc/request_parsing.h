@@ -8,10 +8,10 @@
 
 namespace vecdb::rpc {
 
-// gRPC's own parsing answers a request it cannot parse with INTERNAL and an
-// empty message, and ends a client stream at such a request as if the
-// client had finished. The service parses the write requests itself with
-// these functions instead.
+// gRPC 1.51 rejects a request it cannot parse with INTERNAL and an empty
+// message, and ends a client stream at such a request as if the client had
+// finished. The service parses the write requests itself with these
+// functions instead.
 
 // Parses an UpsertRequest. On failure returns INVALID_ARGUMENT naming the
 // part at fault: the collection name, or the position and id of the point

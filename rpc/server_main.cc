@@ -89,7 +89,7 @@ int Run() {
   absl::StatusOr<std::unique_ptr<vecdb::engine::Database>> database =
       vecdb::engine::Database::Open(options);
   if (!database.ok()) {
-    spdlog::critical("cannot open the database: {}",
+    spdlog::critical("failed to open the database: {}",
                      database.status().ToString());
     return 1;
   }
@@ -106,14 +106,16 @@ int Run() {
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
-    spdlog::critical("cannot listen on {}", listen);
+    spdlog::critical(
+        "failed to listen on {}: the address is invalid or already in use",
+        listen);
     return 1;
   }
   server->GetHealthCheckService()->SetServingStatus(true);
 
   const std::string port_file = absl::GetFlag(FLAGS_port_file);
   if (!port_file.empty() && !WritePortFile(port_file, port)) {
-    spdlog::critical("cannot write the port file {}", port_file);
+    spdlog::critical("failed to write the port file {}", port_file);
     server->Shutdown();
     return 1;
   }

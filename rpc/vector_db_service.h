@@ -8,10 +8,10 @@
 
 namespace vecdb::rpc {
 
-// The generated service with every method in the form whose requests the
-// service parses, or sees fail to parse, itself: Upsert and Import take raw
-// bytes (see request_parsing.h), the other methods are "streamed unary",
-// where a request that fails to parse is reported to the handler.
+// The generated service with every method in a form that lets the handler
+// detect an unparsable request. Upsert and Import receive raw bytes and
+// parse them (see request_parsing.h). The other methods are "streamed
+// unary", whose handler learns when the request failed to parse.
 using VectorDbServiceBase = v1::VectorDB::WithRawCallbackMethod_Upsert<
     v1::VectorDB::WithRawCallbackMethod_Import<
         v1::VectorDB::WithStreamedUnaryMethod_CreateCollection<
