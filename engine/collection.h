@@ -71,8 +71,9 @@ class Collection {
   // or ef_search.
   absl::StatusOr<v1::SearchResponse> Search(const v1::SearchRequest& request);
 
-  // Runs each search of `request` in order. The first bad search fails the
-  // whole batch with INVALID_ARGUMENT naming its position.
+  // Runs the searches of `request` against one state of the collection and
+  // returns their results in order. A bad search fails the whole batch with
+  // INVALID_ARGUMENT naming its position.
   absl::StatusOr<v1::SearchBatchResponse> SearchBatch(
       const v1::SearchBatchRequest& request);
 
@@ -92,6 +93,11 @@ class Collection {
                             const std::vector<float>& vectors,
                             storage::ReadView view)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mutex_);
+
+  // Runs validated searches against one consistent state of the index and
+  // returns their responses in order.
+  absl::StatusOr<std::vector<v1::SearchResponse>> RunSearches(
+      absl::Span<const v1::SearchRequest* const> searches);
 
   // Converts FAISS neighbours to hits, reading vectors and metadata through
   // `view` when the request asks for them.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -93,32 +95,70 @@ absl::StatusOr<v1::SearchResponse> Collection::Search(
   if (absl::Status status = ValidateSearch(request, config_); !status.ok()) {
     return status;
   }
-  std::vector<float> query(config_.dimension);
-  PrepareForIndex(request.vector(), config_.metric, query.data());
+  const v1::SearchRequest* searches[] = {&request};
+  absl::StatusOr<std::vector<v1::SearchResponse>> responses =
+      RunSearches(searches);
+  if (!responses.ok()) return responses.status();
+  return std::move(responses->front());
+}
 
-  index::SearchOptions options;
-  options.k = static_cast<int>(request.top_k());
-  options.ef_search = static_cast<int>(request.params().ef_search() != 0
-                                           ? request.params().ef_search()
-                                           : config_.index.ef_search());
-  options.exact = request.params().exact();
+absl::StatusOr<std::vector<v1::SearchResponse>> Collection::RunSearches(
+    absl::Span<const v1::SearchRequest* const> searches) {
+  // Searches that share their index options go to FAISS together, which
+  // spreads them over every core and, for exact search, uses BLAS.
+  std::map<std::tuple<int, int, bool>, std::vector<size_t>> groups;
+  for (size_t i = 0; i < searches.size(); ++i) {
+    const v1::SearchRequest& search = *searches[i];
+    const uint32_t ef_search = search.params().ef_search() != 0
+                                   ? search.params().ef_search()
+                                   : config_.index.ef_search();
+    groups[{static_cast<int>(search.top_k()), static_cast<int>(ef_search),
+            search.params().exact()}]
+        .push_back(i);
+  }
 
   // The index, the id map and the read view change together under the
-  // lock, so a search sees either all of a write or none of it.
-  std::vector<std::string> ids;
+  // lock, so every search of the batch sees the same state, and either all
+  // of a write or none of it.
+  std::vector<std::vector<index::Neighbor>> neighbors(searches.size());
+  std::vector<std::vector<std::string>> ids(searches.size());
   storage::ReadView view;
-  absl::StatusOr<std::vector<index::Neighbor>> neighbors;
   {
     absl::ReaderMutexLock lock(&index_mutex_);
-    neighbors = index_->Search(query.data(), options);
-    if (!neighbors.ok()) return neighbors.status();
-    ids.reserve(neighbors->size());
-    for (const index::Neighbor& neighbor : *neighbors) {
-      ids.push_back(label_to_id_[neighbor.label]);
+    for (const auto& [key, members] : groups) {
+      std::vector<float> queries(members.size() * config_.dimension);
+      for (size_t j = 0; j < members.size(); ++j) {
+        PrepareForIndex(searches[members[j]]->vector(), config_.metric,
+                        queries.data() + j * config_.dimension);
+      }
+      index::SearchOptions options;
+      std::tie(options.k, options.ef_search, options.exact) = key;
+      absl::StatusOr<std::vector<std::vector<index::Neighbor>>> rows =
+          index_->SearchMany(static_cast<int64_t>(members.size()),
+                             queries.data(), options);
+      if (!rows.ok()) return rows.status();
+      for (size_t j = 0; j < members.size(); ++j) {
+        neighbors[members[j]] = std::move((*rows)[j]);
+      }
+    }
+    for (size_t i = 0; i < searches.size(); ++i) {
+      ids[i].reserve(neighbors[i].size());
+      for (const index::Neighbor& neighbor : neighbors[i]) {
+        ids[i].push_back(label_to_id_[neighbor.label]);
+      }
     }
     view = view_;
   }
-  return BuildHits(request, *neighbors, ids, view);
+
+  std::vector<v1::SearchResponse> responses;
+  responses.reserve(searches.size());
+  for (size_t i = 0; i < searches.size(); ++i) {
+    absl::StatusOr<v1::SearchResponse> response =
+        BuildHits(*searches[i], neighbors[i], ids[i], view);
+    if (!response.ok()) return response.status();
+    responses.push_back(*std::move(response));
+  }
+  return responses;
 }
 
 absl::StatusOr<v1::SearchResponse> Collection::BuildHits(
@@ -166,20 +206,26 @@ absl::StatusOr<v1::SearchResponse> Collection::BuildHits(
 
 absl::StatusOr<v1::SearchBatchResponse> Collection::SearchBatch(
     const v1::SearchBatchRequest& request) {
+  std::vector<const v1::SearchRequest*> searches;
+  searches.reserve(request.searches_size());
   for (int i = 0; i < request.searches_size(); ++i) {
     if (absl::Status status = ValidateSearch(request.searches(i), config_);
         !status.ok()) {
       return absl::Status(
           status.code(), absl::StrCat("searches[", i, "]: ", status.message()));
     }
+    searches.push_back(&request.searches(i));
   }
-  v1::SearchBatchResponse response;
-  for (const v1::SearchRequest& search : request.searches()) {
-    absl::StatusOr<v1::SearchResponse> result = Search(search);
-    if (!result.ok()) return result.status();
-    *response.add_results() = *std::move(result);
+  absl::StatusOr<std::vector<v1::SearchResponse>> responses =
+      RunSearches(searches);
+  if (!responses.ok()) return responses.status();
+
+  v1::SearchBatchResponse batch;
+  batch.mutable_results()->Reserve(static_cast<int>(responses->size()));
+  for (v1::SearchResponse& response : *responses) {
+    *batch.add_results() = std::move(response);
   }
-  return response;
+  return batch;
 }
 
 }  // namespace vecdb::engine

@@ -44,17 +44,23 @@ class LiveLabelSelector : public faiss::IDSelector {
 // setting is per thread, so it is applied before every call.
 void UseOpenMpThreads(int threads) { omp_set_num_threads(threads); }
 
-std::vector<Neighbor> CollectNeighbors(
-    const std::vector<float>& distances,
+// Splits FAISS's `count` rows of `row_size` results into neighbour lists of
+// at most k, skipping the -1 labels FAISS pads missing results with.
+std::vector<std::vector<Neighbor>> CollectNeighbors(
+    int64_t count, int row_size, const std::vector<float>& distances,
     const std::vector<faiss::Index::idx_t>& labels, int k) {
-  std::vector<Neighbor> neighbors;
-  neighbors.reserve(std::min<size_t>(k, labels.size()));
-  for (size_t i = 0; i < labels.size() && neighbors.size() < size_t(k); ++i) {
-    // FAISS pads missing results with label -1.
-    if (labels[i] < 0) continue;
-    neighbors.push_back({labels[i], distances[i]});
+  std::vector<std::vector<Neighbor>> rows(count);
+  for (int64_t row = 0; row < count; ++row) {
+    std::vector<Neighbor>& neighbors = rows[row];
+    neighbors.reserve(std::min(k, row_size));
+    for (int i = 0; i < row_size && static_cast<int>(neighbors.size()) < k;
+         ++i) {
+      const size_t at = static_cast<size_t>(row) * row_size + i;
+      if (labels[at] < 0) continue;
+      neighbors.push_back({labels[at], distances[at]});
+    }
   }
-  return neighbors;
+  return rows;
 }
 
 }  // namespace
@@ -126,48 +132,64 @@ int64_t VectorIndex::size() const { return index_->ntotal; }
 
 absl::StatusOr<std::vector<Neighbor>> VectorIndex::Search(
     const float* query, const SearchOptions& options) const {
+  absl::StatusOr<std::vector<std::vector<Neighbor>>> rows =
+      SearchMany(1, query, options);
+  if (!rows.ok()) return rows.status();
+  return std::move(rows->front());
+}
+
+absl::StatusOr<std::vector<std::vector<Neighbor>>> VectorIndex::SearchMany(
+    int64_t count, const float* queries, const SearchOptions& options) const {
   if (options.k < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("k must be at least 1, got ", options.k));
   }
   const int64_t live = live_count();
-  if (live == 0) return std::vector<Neighbor>();
+  if (live == 0 || count == 0) {
+    return std::vector<std::vector<Neighbor>>(count);
+  }
   const int k = static_cast<int>(std::min<int64_t>(options.k, live));
+  UseOpenMpThreads(count > 1 ? omp_get_num_procs() : 1);
 
   // When k reaches the live count a graph walk gains nothing over a scan and
   // may miss points, so scan.
   if (hnsw_ == nullptr || options.exact || k >= live) {
-    return SearchExact(query, k);
+    return SearchExact(count, queries, k);
   }
-  absl::StatusOr<std::vector<Neighbor>> neighbors =
-      SearchGraph(query, k, std::max(options.ef_search, k));
-  if (!neighbors.ok()) return neighbors.status();
-  // Deleted labels can cut the graph off from live ones; a short answer is
-  // never returned.
-  if (static_cast<int>(neighbors->size()) < k) return SearchExact(query, k);
-  return neighbors;
+  absl::StatusOr<std::vector<std::vector<Neighbor>>> rows =
+      SearchGraph(count, queries, k, std::max(options.ef_search, k));
+  if (!rows.ok()) return rows.status();
+
+  // A short answer is never returned: redo such queries exactly.
+  for (int64_t i = 0; i < count; ++i) {
+    if (static_cast<int>((*rows)[i].size()) >= k) continue;
+    absl::StatusOr<std::vector<std::vector<Neighbor>>> exact =
+        SearchExact(1, queries + i * spec_.dimension, k);
+    if (!exact.ok()) return exact.status();
+    (*rows)[i] = std::move(exact->front());
+  }
+  return rows;
 }
 
-absl::StatusOr<std::vector<Neighbor>> VectorIndex::SearchExact(
-    const float* query, int k) const {
+absl::StatusOr<std::vector<std::vector<Neighbor>>> VectorIndex::SearchExact(
+    int64_t count, const float* queries, int k) const {
   LiveLabelSelector selector(deleted_);
   faiss::SearchParameters params;
   if (deleted_count_ > 0) params.sel = &selector;
 
-  std::vector<float> distances(k);
-  std::vector<faiss::Index::idx_t> labels(k);
-  UseOpenMpThreads(1);
+  std::vector<float> distances(static_cast<size_t>(count) * k);
+  std::vector<faiss::Index::idx_t> labels(distances.size());
   try {
-    flat_->search(1, query, k, distances.data(), labels.data(), &params);
+    flat_->search(count, queries, k, distances.data(), labels.data(), &params);
   } catch (const faiss::FaissException& e) {
     return absl::InternalError(
         absl::StrCat("FAISS exact search failed: ", e.what()));
   }
-  return CollectNeighbors(distances, labels, k);
+  return CollectNeighbors(count, k, distances, labels, k);
 }
 
-absl::StatusOr<std::vector<Neighbor>> VectorIndex::SearchGraph(
-    const float* query, int k, int ef_search) const {
+absl::StatusOr<std::vector<std::vector<Neighbor>>> VectorIndex::SearchGraph(
+    int64_t count, const float* queries, int k, int ef_search) const {
   LiveLabelSelector selector(deleted_);
   faiss::SearchParametersHNSW params;
   params.efSearch = ef_search;
@@ -176,16 +198,16 @@ absl::StatusOr<std::vector<Neighbor>> VectorIndex::SearchGraph(
   // Asking for ef_search results sizes FAISS's candidate queue to ef_search
   // (see Create); the best k of them are the answer.
   const int wanted = static_cast<int>(std::min<int64_t>(ef_search, size()));
-  std::vector<float> distances(wanted);
-  std::vector<faiss::Index::idx_t> labels(wanted);
-  UseOpenMpThreads(1);
+  std::vector<float> distances(static_cast<size_t>(count) * wanted);
+  std::vector<faiss::Index::idx_t> labels(distances.size());
   try {
-    hnsw_->search(1, query, wanted, distances.data(), labels.data(), &params);
+    hnsw_->search(count, queries, wanted, distances.data(), labels.data(),
+                  &params);
   } catch (const faiss::FaissException& e) {
     return absl::InternalError(
         absl::StrCat("FAISS HNSW search failed: ", e.what()));
   }
-  return CollectNeighbors(distances, labels, k);
+  return CollectNeighbors(count, wanted, distances, labels, k);
 }
 
 uint64_t VectorIndex::MemoryBytes() const {

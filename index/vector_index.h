@@ -75,11 +75,17 @@ class VectorIndex {
   void MarkDeleted(Label label);
 
   // Finds up to options.k nearest live vectors to `query` (dimension
-  // floats), best first. Fewer come back when fewer are live; under HNSW a
-  // graph search can also return fewer, in which case it falls back to an
-  // exact scan so that min(k, live) neighbours always come back.
+  // floats), best first. Fewer come back only when fewer are live: under
+  // HNSW, a graph search that comes back short (deleted labels can cut the
+  // graph apart) is redone as an exact scan.
   absl::StatusOr<std::vector<Neighbor>> Search(
       const float* query, const SearchOptions& options) const;
+
+  // Runs Search for `count` queries (count * dimension floats) in one FAISS
+  // call, which spreads them over every core. Returns one list per query,
+  // in order.
+  absl::StatusOr<std::vector<std::vector<Neighbor>>> SearchMany(
+      int64_t count, const float* queries, const SearchOptions& options) const;
 
   // Labels ever added, deleted ones included.
   int64_t size() const;
@@ -93,10 +99,10 @@ class VectorIndex {
  private:
   explicit VectorIndex(const IndexSpec& spec);
 
-  absl::StatusOr<std::vector<Neighbor>> SearchExact(const float* query,
-                                                    int k) const;
-  absl::StatusOr<std::vector<Neighbor>> SearchGraph(const float* query, int k,
-                                                    int ef_search) const;
+  absl::StatusOr<std::vector<std::vector<Neighbor>>> SearchExact(
+      int64_t count, const float* queries, int k) const;
+  absl::StatusOr<std::vector<std::vector<Neighbor>>> SearchGraph(
+      int64_t count, const float* queries, int k, int ef_search) const;
 
   const IndexSpec spec_;
   std::unique_ptr<faiss::Index> index_;

@@ -139,6 +139,22 @@ TEST_P(VectorIndexTest, MostlyDeletedIndexStillReturnsK) {
   for (const Neighbor& neighbor : neighbors) EXPECT_GE(neighbor.label, 290);
 }
 
+TEST_P(VectorIndexTest, SearchManyMatchesSingleSearches) {
+  AddRandom(1000);
+  for (Label label = 0; label < 1000; label += 7) index_->MarkDeleted(label);
+  std::vector<float> queries = RandomVectors(40, kDimension, 11);
+  SearchOptions options;
+  options.k = 10;
+  absl::StatusOr<std::vector<std::vector<Neighbor>>> rows =
+      index_->SearchMany(40, queries.data(), options);
+  ASSERT_OK(rows);
+  ASSERT_EQ(rows->size(), 40u);
+  for (int q = 0; q < 40; ++q) {
+    EXPECT_EQ(Labels((*rows)[q]), Labels(Search(&queries[q * kDimension], 10)))
+        << "query " << q;
+  }
+}
+
 TEST_P(VectorIndexTest, RecallAgainstBruteForce) {
   AddRandom(2000);
   std::vector<float> queries = RandomVectors(100, kDimension, 7);
