@@ -63,6 +63,9 @@ float Collection::ToScore(float distance) const {
 
 absl::StatusOr<std::vector<v1::Point>> Collection::Get(
     const google::protobuf::RepeatedPtrField<std::string>& ids) {
+  if (absl::Status status = ValidatePointIds(ids); !status.ok()) {
+    return status;
+  }
   storage::ReadView view;
   {
     absl::ReaderMutexLock lock(&index_mutex_);

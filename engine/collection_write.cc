@@ -97,11 +97,8 @@ absl::StatusOr<uint64_t> Collection::Upsert(
 
 absl::StatusOr<uint64_t> Collection::Delete(
     const google::protobuf::RepeatedPtrField<std::string>& ids) {
-  for (int i = 0; i < ids.size(); ++i) {
-    if (absl::Status status = ValidatePointId(ids[i]); !status.ok()) {
-      return absl::Status(status.code(),
-                          absl::StrCat("ids[", i, "]: ", status.message()));
-    }
+  if (absl::Status status = ValidatePointIds(ids); !status.ok()) {
+    return status;
   }
 
   absl::MutexLock write_lock(&write_mutex_);

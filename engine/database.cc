@@ -178,6 +178,9 @@ absl::StatusOr<v1::CollectionInfo> Database::CreateCollection(
 
 absl::StatusOr<std::shared_ptr<Collection>> Database::GetCollection(
     absl::string_view name) {
+  if (absl::Status status = ValidateCollectionName(name); !status.ok()) {
+    return status;
+  }
   absl::MutexLock lock(&mutex_);
   auto it = collections_.find(name);
   if (it == collections_.end()) {
@@ -204,6 +207,9 @@ std::vector<v1::CollectionInfo> Database::ListCollections() {
 }
 
 absl::Status Database::DropCollection(absl::string_view name) {
+  if (absl::Status status = ValidateCollectionName(name); !status.ok()) {
+    return status;
+  }
   absl::MutexLock lock(&mutex_);
   auto it = collections_.find(name);
   if (it == collections_.end()) {

@@ -44,14 +44,16 @@ class Database {
   absl::StatusOr<v1::CollectionInfo> CreateCollection(
       const v1::CreateCollectionRequest& request);
 
-  // Returns the named collection, or NOT_FOUND.
+  // Returns the named collection, NOT_FOUND when there is none, or
+  // INVALID_ARGUMENT when the name breaks the naming rule.
   absl::StatusOr<std::shared_ptr<Collection>> GetCollection(
       absl::string_view name);
 
   // Returns every collection's info, sorted by name.
   std::vector<v1::CollectionInfo> ListCollections();
 
-  // Deletes a collection and all its points. NOT_FOUND when missing.
+  // Deletes a collection and all its points. NOT_FOUND when missing,
+  // INVALID_ARGUMENT for a name that breaks the naming rule.
   absl::Status DropCollection(absl::string_view name);
 
  private:

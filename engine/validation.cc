@@ -142,6 +142,17 @@ absl::Status ValidatePointId(absl::string_view id) {
   return absl::OkStatus();
 }
 
+absl::Status ValidatePointIds(
+    const google::protobuf::RepeatedPtrField<std::string>& ids) {
+  for (int i = 0; i < ids.size(); ++i) {
+    if (absl::Status status = ValidatePointId(ids[i]); !status.ok()) {
+      return absl::Status(status.code(),
+                          absl::StrCat("ids[", i, "]: ", status.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateVector(
     const google::protobuf::RepeatedField<float>& vector, uint32_t dimension,
     v1::Metric metric) {

@@ -18,6 +18,11 @@ absl::Status ValidateCollectionName(absl::string_view name);
 
 absl::Status ValidatePointId(absl::string_view id);
 
+// Checks every id of a Get or Delete request; the message names the first
+// bad one's position as "ids[N]".
+absl::Status ValidatePointIds(
+    const google::protobuf::RepeatedPtrField<std::string>& ids);
+
 // Checks a stored or query vector against the collection: the dimension,
 // finite components, and a norm that the metric can use (nonzero under
 // COSINE, not overflowing under the others).

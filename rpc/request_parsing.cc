@@ -5,6 +5,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "engine/limits.h"
 #include "engine/validation.h"
 #include "google/protobuf/struct.pb.h"
 #include "rpc/wire_check.pb.h"
@@ -46,10 +47,12 @@ absl::Status DiagnoseUpsertRequest(const std::string& bytes) {
     }
     google::protobuf::Struct metadata;
     if (!metadata.ParseFromString(point.metadata())) {
+      // Protobuf stops parsing at 100 nested messages, about 33 levels of
+      // metadata, so too deep a nesting also ends here.
       return absl::InvalidArgumentError(
-          absl::StrCat(where,
-                       "metadata is malformed or holds a string that is not "
-                       "valid UTF-8"));
+          absl::StrCat(where, "metadata is malformed, is nested deeper than ",
+                       engine::kMaxMetadataDepth,
+                       " levels, or holds a string that is not valid UTF-8"));
     }
   }
   return MalformedRequestError("vecdb.v1.UpsertRequest");

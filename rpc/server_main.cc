@@ -1,11 +1,18 @@
 // vecdb-server: serves the vecdb.v1.VectorDB API, the gRPC health service
 // and server reflection over one data dir.
 
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -39,25 +46,48 @@ ABSL_FLAG(int, shutdown_grace_seconds, 30,
 
 namespace {
 
-// Blocks SIGINT and SIGTERM in every thread; WaitForStopSignal then takes
-// them synchronously. Must run before any thread starts.
-sigset_t BlockStopSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  return signals;
+// The stop signal handler writes the signal number here; the main thread
+// reads it. A pipe is used because a handler may only call
+// async-signal-safe functions such as write().
+int stop_pipe[2] = {-1, -1};
+
+void OnStopSignal(int signal_number) {
+  const unsigned char byte = static_cast<unsigned char>(signal_number);
+  // Nothing can be done about a failed write inside a handler.
+  [[maybe_unused]] ssize_t written = write(stop_pipe[1], &byte, 1);
 }
 
-int WaitForStopSignal(const sigset_t& signals) {
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
-  return signal_number;
+// Routes SIGINT and SIGTERM to the stop pipe, whichever thread receives
+// them. Threads that libraries start before main (OpenBLAS starts some) do
+// not block signals, so blocking them and calling sigwait would not do.
+bool InstallStopHandlers() {
+  if (pipe2(stop_pipe, O_CLOEXEC) != 0) return false;
+  struct sigaction action = {};
+  action.sa_handler = &OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  return sigaction(SIGINT, &action, nullptr) == 0 &&
+         sigaction(SIGTERM, &action, nullptr) == 0;
+}
+
+// Returns the number of the first stop signal, waiting for one when
+// `block` is true; returns 0 when none arrived and `block` is false.
+int TakeStopSignal(bool block) {
+  struct pollfd wait_for = {stop_pipe[0], POLLIN, 0};
+  while (true) {
+    const int ready = poll(&wait_for, 1, block ? -1 : 0);
+    if (ready == 0) return 0;
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      return SIGTERM;  // Treat a broken pipe as a request to stop.
+    }
+    unsigned char byte = 0;
+    if (read(stop_pipe[0], &byte, 1) == 1) return byte;
+  }
 }
 
 // Protobuf logs a line for every request holding invalid UTF-8, which the
-// service already rejects with INVALID_ARGUMENT; a client must not be able
+// service already rejects with INVALID_ARGUMENT. A client must not be able
 // to flood the log that way, so such lines go to the debug level.
 void LogProtobufMessage(google::protobuf::LogLevel level, const char* file,
                         int line, const std::string& message) {
@@ -80,21 +110,11 @@ bool WritePortFile(const std::string& path, int port) {
   return std::rename(temporary.c_str(), path.c_str()) == 0;
 }
 
-int Run() {
-  const sigset_t stop_signals = BlockStopSignals();
-
-  vecdb::engine::DatabaseOptions options;
-  options.data_dir = absl::GetFlag(FLAGS_data_dir);
-  spdlog::info("vecdb-server starting, data dir {}", options.data_dir);
-  absl::StatusOr<std::unique_ptr<vecdb::engine::Database>> database =
-      vecdb::engine::Database::Open(options);
-  if (!database.ok()) {
-    spdlog::critical("failed to open the database: {}",
-                     database.status().ToString());
-    return 1;
-  }
-
-  vecdb::rpc::VectorDbService service(database->get());
+// Serves until a stop signal arrives. Returns the process exit status.
+int Serve(vecdb::engine::Database* database) {
+  vecdb::rpc::VectorDbService service(
+      database,
+      std::max(4, 2 * static_cast<int>(std::thread::hardware_concurrency())));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -121,21 +141,58 @@ int Run() {
   }
   spdlog::info("vecdb-server listening on {} (port {})", listen, port);
 
-  const int signal_number = WaitForStopSignal(stop_signals);
+  const int signal_number = TakeStopSignal(/*block=*/true);
   spdlog::info("received signal {}, shutting down", signal_number);
   server->GetHealthCheckService()->SetServingStatus(false);
-  server->Shutdown(absl::ToChronoTime(
-      absl::Now() +
-      absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds))));
+
+  // Let the requests in flight finish, turning new ones away with
+  // UNAVAILABLE, then close the connections. Draining first keeps idle
+  // client connections from holding up the exit.
+  const absl::Duration grace =
+      absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
+  const int64_t unfinished = service.Drain(absl::Now() + grace);
+  if (unfinished > 0) {
+    spdlog::warn("cancelling {} requests still running after {}", unfinished,
+                 absl::FormatDuration(grace));
+  }
+  // Replies of requests that just finished may still be on their way.
+  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
   server->Wait();
+  return 0;
+}
+
+int Run() {
+  vecdb::engine::DatabaseOptions options;
+  options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  spdlog::info("vecdb-server starting, data dir {}", options.data_dir);
+  absl::StatusOr<std::unique_ptr<vecdb::engine::Database>> database =
+      vecdb::engine::Database::Open(options);
+  if (!database.ok()) {
+    spdlog::critical("failed to open the database: {}",
+                     database.status().ToString());
+    return 1;
+  }
+
+  int status = 0;
+  if (const int signal_number = TakeStopSignal(/*block=*/false);
+      signal_number != 0) {
+    spdlog::info("received signal {} while opening, shutting down",
+                 signal_number);
+  } else {
+    status = Serve(database->get());
+  }
   database->reset();
   spdlog::info("vecdb-server stopped");
-  return 0;
+  return status;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (!InstallStopHandlers()) {
+    std::perror("vecdb-server: failed to install signal handlers");
+    return 1;
+  }
   absl::SetProgramUsageMessage(
       "Serves the vecdb vector database over gRPC.\n"
       "Usage: vecdb-server [--data_dir DIR] [--listen HOST:PORT]");

@@ -13,12 +13,35 @@ namespace {
 
 using engine::Collection;
 
+grpc::Status ShuttingDownStatus() {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      "server is shutting down; retry once it is back");
+}
+
+// Counts a request in the gate for as long as it lives.
+class GatePass {
+ public:
+  explicit GatePass(RequestGate* gate)
+      : gate_(gate), admitted_(gate->Enter()) {}
+  ~GatePass() {
+    if (admitted_) gate_->Exit();
+  }
+  bool admitted() const { return admitted_; }
+
+ private:
+  RequestGate* const gate_;
+  const bool admitted_;
+};
+
 // Reads the single request of a streamed unary call, runs `handle` on it
 // and writes its response. `handle` has the signature
 // absl::Status(const Request&, Response*).
 template <typename Request, typename Response, typename Handler>
-grpc::Status ServeUnary(grpc::ServerUnaryStreamer<Request, Response>* stream,
+grpc::Status ServeUnary(RequestGate* gate,
+                        grpc::ServerUnaryStreamer<Request, Response>* stream,
                         Handler handle) {
+  GatePass pass(gate);
+  if (!pass.admitted()) return ShuttingDownStatus();
   Request request;
   if (!stream->Read(&request)) {
     return ToGrpcStatus(
@@ -42,32 +65,63 @@ absl::StatusOr<uint64_t> VectorDbService::ApplyUpsert(
   return (*collection)->Upsert(request.points());
 }
 
-grpc::ServerUnaryReactor* VectorDbService::Upsert(
-    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
-    grpc::ByteBuffer* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  v1::UpsertRequest parsed;
-  absl::Status status = ParseUpsertRequest(*request, &parsed);
-  if (status.ok()) {
-    absl::StatusOr<uint64_t> upserted = ApplyUpsert(parsed);
-    if (upserted.ok()) {
-      v1::UpsertResponse reply;
-      reply.set_upserted(*upserted);
-      SerializeToByteBuffer(reply, response);
+// Parses and applies one Upsert on a worker thread.
+class VectorDbService::UpsertReactor final : public grpc::ServerUnaryReactor {
+ public:
+  UpsertReactor(VectorDbService* service, const grpc::ByteBuffer* request,
+                grpc::ByteBuffer* response)
+      : service_(service), admitted_(service->gate_.Enter()) {
+    if (!admitted_) {
+      Finish(ShuttingDownStatus());
+      return;
     }
-    status = upserted.status();
+    service_->workers_.Schedule([this, request, response] {
+      v1::UpsertRequest parsed;
+      absl::Status status = ParseUpsertRequest(*request, &parsed);
+      if (status.ok()) {
+        absl::StatusOr<uint64_t> upserted = service_->ApplyUpsert(parsed);
+        if (upserted.ok()) {
+          v1::UpsertResponse reply;
+          reply.set_upserted(*upserted);
+          SerializeToByteBuffer(reply, response);
+        }
+        status = upserted.status();
+      }
+      Finish(ToGrpcStatus(status));
+    });
   }
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
+
+  // Runs once the status reached the client, so the gate counts the call
+  // until its reply is sent.
+  void OnDone() override {
+    if (admitted_) service_->gate_.Exit();
+    delete this;
+  }
+
+ private:
+  VectorDbService* const service_;
+  const bool admitted_;
+};
+
+grpc::ServerUnaryReactor* VectorDbService::Upsert(
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return new UpsertReactor(this, request, response);
 }
 
-// Applies each streamed request as one upsert, in order, and stops at the
-// first that fails. The requests before it stay stored.
+// Applies each streamed request as one upsert on a worker thread, in order,
+// and stops at the first that fails. The requests before it stay stored.
 class VectorDbService::ImportReactor final
     : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   ImportReactor(VectorDbService* service, grpc::ByteBuffer* response)
-      : service_(service), response_(response) {
+      : service_(service),
+        response_(response),
+        admitted_(service->gate_.Enter()) {
+    if (!admitted_) {
+      Finish(ShuttingDownStatus());
+      return;
+    }
     StartRead(&buffer_);
   }
 
@@ -81,6 +135,16 @@ class VectorDbService::ImportReactor final
       Finish(grpc::Status::OK);
       return;
     }
+    service_->workers_.Schedule([this] { ApplyRequest(); });
+  }
+
+  void OnDone() override {
+    if (admitted_) service_->gate_.Exit();
+    delete this;
+  }
+
+ private:
+  void ApplyRequest() {
     v1::UpsertRequest request;
     absl::Status status = ParseUpsertRequest(buffer_, &request);
     if (status.ok()) {
@@ -89,24 +153,26 @@ class VectorDbService::ImportReactor final
       status = written.status();
     }
     if (!status.ok()) {
-      // Say how many points are stored so that the client knows where to
-      // resume.
-      Finish(ToGrpcStatus(absl::Status(
-          status.code(),
-          absl::StrCat("stream request ", position_, ": ", status.message(),
-                       " (", upserted_,
-                       " points from earlier requests were stored)"))));
+      FinishWithError(status);
       return;
     }
     ++position_;
     StartRead(&buffer_);
   }
 
-  void OnDone() override { delete this; }
+  // Finishes the stream, saying how many points are stored so that the
+  // client knows where to resume.
+  void FinishWithError(const absl::Status& status) {
+    Finish(ToGrpcStatus(absl::Status(
+        status.code(),
+        absl::StrCat("stream request ", position_, ": ", status.message(), " (",
+                     upserted_,
+                     " points from earlier requests were stored)"))));
+  }
 
- private:
   VectorDbService* const service_;
   grpc::ByteBuffer* const response_;
+  const bool admitted_;
   grpc::ByteBuffer buffer_;
   int64_t position_ = 0;
   uint64_t upserted_ = 0;
@@ -121,56 +187,63 @@ grpc::Status VectorDbService::StreamedCreateCollection(
     grpc::ServerContext*,
     grpc::ServerUnaryStreamer<v1::CreateCollectionRequest, v1::CollectionInfo>*
         stream) {
-  return ServeUnary(stream, [this](const v1::CreateCollectionRequest& request,
-                                   v1::CollectionInfo* response) {
-    absl::StatusOr<v1::CollectionInfo> info =
-        database_->CreateCollection(request);
-    if (info.ok()) *response = *std::move(info);
-    return info.status();
-  });
+  return ServeUnary(&gate_, stream,
+                    [this](const v1::CreateCollectionRequest& request,
+                           v1::CollectionInfo* response) {
+                      absl::StatusOr<v1::CollectionInfo> info =
+                          database_->CreateCollection(request);
+                      if (info.ok()) *response = *std::move(info);
+                      return info.status();
+                    });
 }
 
 grpc::Status VectorDbService::StreamedGetCollection(
     grpc::ServerContext*,
     grpc::ServerUnaryStreamer<v1::GetCollectionRequest, v1::CollectionInfo>*
         stream) {
-  return ServeUnary(stream, [this](const v1::GetCollectionRequest& request,
-                                   v1::CollectionInfo* response) {
-    absl::StatusOr<std::shared_ptr<Collection>> collection =
-        database_->GetCollection(request.name());
-    if (collection.ok()) *response = (*collection)->Describe();
-    return collection.status();
-  });
+  return ServeUnary(&gate_, stream,
+                    [this](const v1::GetCollectionRequest& request,
+                           v1::CollectionInfo* response) {
+                      absl::StatusOr<std::shared_ptr<Collection>> collection =
+                          database_->GetCollection(request.name());
+                      if (collection.ok())
+                        *response = (*collection)->Describe();
+                      return collection.status();
+                    });
 }
 
 grpc::Status VectorDbService::StreamedListCollections(
     grpc::ServerContext*,
     grpc::ServerUnaryStreamer<v1::ListCollectionsRequest,
                               v1::ListCollectionsResponse>* stream) {
-  return ServeUnary(stream, [this](const v1::ListCollectionsRequest&,
-                                   v1::ListCollectionsResponse* response) {
-    for (v1::CollectionInfo& info : database_->ListCollections()) {
-      *response->add_collections() = std::move(info);
-    }
-    return absl::OkStatus();
-  });
+  return ServeUnary(
+      &gate_, stream,
+      [this](const v1::ListCollectionsRequest&,
+             v1::ListCollectionsResponse* response) {
+        for (v1::CollectionInfo& info : database_->ListCollections()) {
+          *response->add_collections() = std::move(info);
+        }
+        return absl::OkStatus();
+      });
 }
 
 grpc::Status VectorDbService::StreamedDropCollection(
     grpc::ServerContext*,
     grpc::ServerUnaryStreamer<v1::DropCollectionRequest,
                               v1::DropCollectionResponse>* stream) {
-  return ServeUnary(stream, [this](const v1::DropCollectionRequest& request,
-                                   v1::DropCollectionResponse*) {
-    return database_->DropCollection(request.name());
-  });
+  return ServeUnary(&gate_, stream,
+                    [this](const v1::DropCollectionRequest& request,
+                           v1::DropCollectionResponse*) {
+                      return database_->DropCollection(request.name());
+                    });
 }
 
 grpc::Status VectorDbService::StreamedGet(
     grpc::ServerContext*,
     grpc::ServerUnaryStreamer<v1::GetRequest, v1::GetResponse>* stream) {
   return ServeUnary(
-      stream, [this](const v1::GetRequest& request, v1::GetResponse* response) {
+      &gate_, stream,
+      [this](const v1::GetRequest& request, v1::GetResponse* response) {
         absl::StatusOr<std::shared_ptr<Collection>> collection =
             database_->GetCollection(request.collection());
         if (!collection.ok()) return collection.status();
@@ -188,45 +261,49 @@ grpc::Status VectorDbService::StreamedGet(
 grpc::Status VectorDbService::StreamedDelete(
     grpc::ServerContext*,
     grpc::ServerUnaryStreamer<v1::DeleteRequest, v1::DeleteResponse>* stream) {
-  return ServeUnary(stream, [this](const v1::DeleteRequest& request,
-                                   v1::DeleteResponse* response) {
-    absl::StatusOr<std::shared_ptr<Collection>> collection =
-        database_->GetCollection(request.collection());
-    if (!collection.ok()) return collection.status();
-    absl::StatusOr<uint64_t> deleted = (*collection)->Delete(request.ids());
-    if (deleted.ok()) response->set_deleted(*deleted);
-    return deleted.status();
-  });
+  return ServeUnary(
+      &gate_, stream,
+      [this](const v1::DeleteRequest& request, v1::DeleteResponse* response) {
+        absl::StatusOr<std::shared_ptr<Collection>> collection =
+            database_->GetCollection(request.collection());
+        if (!collection.ok()) return collection.status();
+        absl::StatusOr<uint64_t> deleted = (*collection)->Delete(request.ids());
+        if (deleted.ok()) response->set_deleted(*deleted);
+        return deleted.status();
+      });
 }
 
 grpc::Status VectorDbService::StreamedSearch(
     grpc::ServerContext*,
     grpc::ServerUnaryStreamer<v1::SearchRequest, v1::SearchResponse>* stream) {
-  return ServeUnary(stream, [this](const v1::SearchRequest& request,
-                                   v1::SearchResponse* response) {
-    absl::StatusOr<std::shared_ptr<Collection>> collection =
-        database_->GetCollection(request.collection());
-    if (!collection.ok()) return collection.status();
-    absl::StatusOr<v1::SearchResponse> result = (*collection)->Search(request);
-    if (result.ok()) *response = *std::move(result);
-    return result.status();
-  });
+  return ServeUnary(
+      &gate_, stream,
+      [this](const v1::SearchRequest& request, v1::SearchResponse* response) {
+        absl::StatusOr<std::shared_ptr<Collection>> collection =
+            database_->GetCollection(request.collection());
+        if (!collection.ok()) return collection.status();
+        absl::StatusOr<v1::SearchResponse> result =
+            (*collection)->Search(request);
+        if (result.ok()) *response = *std::move(result);
+        return result.status();
+      });
 }
 
 grpc::Status VectorDbService::StreamedSearchBatch(
     grpc::ServerContext*,
     grpc::ServerUnaryStreamer<v1::SearchBatchRequest, v1::SearchBatchResponse>*
         stream) {
-  return ServeUnary(stream, [this](const v1::SearchBatchRequest& request,
-                                   v1::SearchBatchResponse* response) {
-    absl::StatusOr<std::shared_ptr<Collection>> collection =
-        database_->GetCollection(request.collection());
-    if (!collection.ok()) return collection.status();
-    absl::StatusOr<v1::SearchBatchResponse> result =
-        (*collection)->SearchBatch(request);
-    if (result.ok()) *response = *std::move(result);
-    return result.status();
-  });
+  return ServeUnary(&gate_, stream,
+                    [this](const v1::SearchBatchRequest& request,
+                           v1::SearchBatchResponse* response) {
+                      absl::StatusOr<std::shared_ptr<Collection>> collection =
+                          database_->GetCollection(request.collection());
+                      if (!collection.ok()) return collection.status();
+                      absl::StatusOr<v1::SearchBatchResponse> result =
+                          (*collection)->SearchBatch(request);
+                      if (result.ok()) *response = *std::move(result);
+                      return result.status();
+                    });
 }
 
 }  // namespace vecdb::rpc

@@ -1,9 +1,12 @@
 #ifndef VECDB_RPC_VECTOR_DB_SERVICE_H_
 #define VECDB_RPC_VECTOR_DB_SERVICE_H_
 
+#include "absl/time/time.h"
 #include "engine/database.h"
 #include "grpcpp/support/server_callback.h"
 #include "grpcpp/support/sync_stream.h"
+#include "rpc/request_gate.h"
+#include "rpc/worker_pool.h"
 #include "vecdb/v1/vecdb.grpc.pb.h"
 
 namespace vecdb::rpc {
@@ -27,12 +30,19 @@ using VectorDbServiceBase = v1::VectorDB::WithRawCallbackMethod_Upsert<
 
 // The vecdb.v1.VectorDB service over one Database. Each handler calls the
 // engine and maps the result onto a gRPC status; a request that cannot be
-// parsed is INVALID_ARGUMENT. Nothing here keeps state of its own.
-// Thread-safe.
+// parsed is INVALID_ARGUMENT, and one that arrives after Drain started is
+// UNAVAILABLE. Writes run on the service's own worker threads, the other
+// methods on gRPC's. Thread-safe.
 class VectorDbService final : public VectorDbServiceBase {
  public:
-  // `database` must outlive the service.
-  explicit VectorDbService(engine::Database* database) : database_(database) {}
+  // `database` must outlive the service. `write_threads` sets how many
+  // writes run at once.
+  VectorDbService(engine::Database* database, int write_threads)
+      : database_(database), workers_(write_threads) {}
+
+  // Turns new requests away and waits until those in flight finish or
+  // `deadline` passes. Returns how many are still running.
+  int64_t Drain(absl::Time deadline) { return gate_.Drain(deadline); }
 
   grpc::ServerUnaryReactor* Upsert(grpc::CallbackServerContext* context,
                                    const grpc::ByteBuffer* request,
@@ -75,12 +85,17 @@ class VectorDbService final : public VectorDbServiceBase {
                                 v1::SearchBatchResponse>* stream) override;
 
  private:
+  class UpsertReactor;
   class ImportReactor;
 
   // Applies one parsed UpsertRequest; shared by Upsert and Import.
   absl::StatusOr<uint64_t> ApplyUpsert(const v1::UpsertRequest& request);
 
   engine::Database* const database_;
+  RequestGate gate_;
+  // Declared last so that its threads, which use the members above, are
+  // joined first.
+  WorkerPool workers_;
 };
 
 }  // namespace vecdb::rpc
