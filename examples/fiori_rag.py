@@ -13,10 +13,10 @@ index, so every score is the exact cosine similarity. The metadata of each
 point is the chunk's title, path and category. Then five chunks spread over
 the corpus are searched with their own vectors, and the top 5 hits printed.
 
-The script exits 1 when a check fails: each probe chunk must come back first
-with score 1 within 1e-5, scores must not increase down the list, the
-collection must count 778 points, and Get must return the probe chunks'
-vectors exactly as written, with their metadata.
+The script exits 1 when a check fails. Each probe chunk must come back first
+with score 1 within 1e-5, and scores must not increase down the list. The
+collection must count 778 points. Get must return the probe chunks' vectors
+exactly as written, with their metadata.
 
 Needs the Python stubs on PYTHONPATH (BUILD_DIR/python) and Debian's
 python3-grpcio and python3-numpy, so run it with /usr/bin/python3.
@@ -81,7 +81,7 @@ def make_point(record, vector):
 
 
 def import_corpus(stub, records, embeddings, batch_size):
-    """Stream every chunk into the collection; return the count upserted."""
+    """Stream every chunk into the collection and return the count upserted."""
 
     def stream():
         for start in range(0, len(records), batch_size):
@@ -95,7 +95,7 @@ def import_corpus(stub, records, embeddings, batch_size):
 
 
 def create_collection(stub):
-    """Create the COSINE FLAT collection, dropping an earlier one of its name."""
+    """Create the COSINE FLAT collection, dropping any earlier namesake."""
     try:
         stub.DropCollection(vecdb_pb2.DropCollectionRequest(name=COLLECTION))
         print(f"dropped the existing collection {COLLECTION}")
@@ -108,7 +108,7 @@ def create_collection(stub):
 
 
 def search_probe(stub, record, vector):
-    """Search with one chunk's own vector, print the hits and return problems."""
+    """Search with a chunk's own vector, print the hits and return problems."""
     response = stub.Search(vecdb_pb2.SearchRequest(
         collection=COLLECTION, vector=vector.tolist(), top_k=TOP_K,
         include_metadata=True))
@@ -140,7 +140,10 @@ def search_probe(stub, record, vector):
 
 
 def check_get(stub, probes, records, embeddings):
-    """Return problems unless Get returns each probe's vector and metadata as written."""
+    """Check that Get returns each probe's vector and metadata as written.
+
+    Returns a list of problems, empty when all match.
+    """
     ids = [records[row]["id"] for row in probes]
     response = stub.Get(vecdb_pb2.GetRequest(collection=COLLECTION, ids=ids))
     found = {point.id: point for point in response.points}

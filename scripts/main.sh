@@ -103,6 +103,8 @@ if ((server_exit != 0)); then
     "SIGTERM, expected 0; the end of its log:" >&2
   tail -n 50 "${server_log}" >&2
   failed+=(vecdb-server)
+else
+  echo "main.sh: vecdb-server stopped cleanly (exit status 0)"
 fi
 
 if ((${#failed[@]} > 0)); then

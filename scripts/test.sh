@@ -25,7 +25,8 @@ export VECDB_BUILD_DIR="${VECDB_BUILD_DIR:-${repo_root}/build}"
 "${repo_root}/scripts/fetch-data.sh"
 
 export VECDB_FASHION_MNIST_DIR=/usr/share/datasets/fashion-mnist
-export VECDB_FIORI_DIR="${VECDB_CACHE_DIR:-${repo_root}/.cache}/fiori-docs-embeddings-1.2.6/data/embeddings"
+cache_dir="${VECDB_CACHE_DIR:-${repo_root}/.cache}"
+export VECDB_FIORI_DIR="${cache_dir}/fiori-docs-embeddings-1.2.6/data/embeddings"
 
 ctest_args=(
   --test-dir "${VECDB_BUILD_DIR}"
