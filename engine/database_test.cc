@@ -114,7 +114,7 @@ TEST_F(DatabaseTest, CreateResolvesHnswDefaults) {
   ASSERT_OK(info);
   EXPECT_EQ(info->index().kind(), v1::HNSW);
   EXPECT_EQ(info->index().m(), 16u);
-  EXPECT_EQ(info->index().ef_construction(), 200u);
+  EXPECT_EQ(info->index().ef_construction(), 100u);
   EXPECT_EQ(info->index().ef_search(), 64u);
   EXPECT_THAT(database_->CreateCollection(request),
               StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("docs")));

@@ -29,7 +29,7 @@ class CollectionTest(ServerTestCase):
         self.assertEqual(info.metric, COSINE)
         self.assertEqual(info.index.kind, HNSW)
         self.assertEqual(info.index.m, 16)
-        self.assertEqual(info.index.ef_construction, 200)
+        self.assertEqual(info.index.ef_construction, 100)
         self.assertEqual(info.index.ef_search, 64)
         self.assertEqual(info.point_count, 0)
 
