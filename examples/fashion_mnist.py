@@ -8,13 +8,14 @@ as in ann-benchmarks' fashion-mnist-784-euclidean. Then the 10,000 test images
 are searched with top_k 10 against each collection, one Search call at a time
 and in SearchBatch requests. One-at-a-time exact search is slow with Debian's
 generic FAISS build, so FLAT is timed that way on a sample only
-(--flat-single-queries); its SearchBatch results, computed with BLAS, serve
-as the ground truth.
+(--flat-single-queries). FLAT's SearchBatch results, which FAISS computes
+with BLAS, serve as the ground truth.
 
 Recall@10 is the share of FLAT's ten ids that HNSW also returns. The script
 exits 1 when a check fails: HNSW recall below --min-recall, a collection whose
-point count is not 60,000, a query with fewer than top_k hits, or FLAT scores
-that differ from the exact Euclidean distances that numpy computes.
+point count is not 60,000, a query with fewer than top_k hits, FLAT scores
+that differ from the exact Euclidean distances that numpy computes, or FLAT
+Search scores that differ from its SearchBatch scores.
 
 Needs the Python stubs on PYTHONPATH (BUILD_DIR/python) and Debian's
 python3-grpcio and python3-numpy, so run it with /usr/bin/python3.
@@ -212,6 +213,23 @@ def count_short_results(results, expected):
     return sum(1 for ids, _ in results if len(ids) != expected)
 
 
+def count_score_mismatches(results, reference):
+    """Count queries whose scores differ from the reference by over 1e-4.
+
+    The tolerance is relative to each reference score (absolute below 1).
+    Compares only the queries both lists cover, from the first.
+    """
+    mismatches = 0
+    for (_, scores), (_, expected) in zip(results, reference):
+        scores = np.array(scores, dtype=np.float64)
+        expected = np.array(expected, dtype=np.float64)
+        tolerance = 1e-4 * np.maximum(np.abs(expected), 1.0)
+        if (len(scores) != len(expected)
+                or np.any(np.abs(scores - expected) > tolerance)):
+            mismatches += 1
+    return mismatches
+
+
 def check_flat_is_exact(flat_results, base, queries):
     """Compare FLAT hits with Euclidean distances computed in float64 by numpy.
 
@@ -307,6 +325,11 @@ def main():
                         f"not exact, for example " + "; ".join(problems[:3]))
 
     flat_results = batched[FLAT_COLLECTION][0]
+    flat_single = single[FLAT_COLLECTION][0]
+    mismatches = count_score_mismatches(flat_single, flat_results)
+    if mismatches:
+        failures.append(f"{mismatches} of {len(flat_single)} FLAT Search "
+                        f"results differ from the SearchBatch results")
     recall = recall_at_k(single[HNSW_COLLECTION][0], flat_results)
     batch_recall = recall_at_k(batched[HNSW_COLLECTION][0], flat_results)
     for label, value in (("Search", recall), ("SearchBatch", batch_recall)):
