@@ -12,7 +12,7 @@ function(vecdb_library name)
 endfunction()
 
 # vecdb_test(NAME SOURCES ... DEPS ...) builds a GoogleTest binary and
-# registers it with ctest.
+# registers it with ctest under the label "unit".
 function(vecdb_test name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
@@ -20,4 +20,5 @@ function(vecdb_test name)
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gmock
                         GTest::gtest_main)
   add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES LABELS unit)
 endfunction()

@@ -76,6 +76,8 @@ absl::StatusOr<CollectionConfig> MakeCollectionConfig(
   const v1::IndexConfig& index = request.index();
   switch (index.kind()) {
     case v1::FLAT:
+      // HNSW parameters mean nothing here; the returned CollectionInfo shows
+      // them as zero.
       config.index.set_kind(v1::FLAT);
       return config;
     case v1::INDEX_KIND_UNSPECIFIED:

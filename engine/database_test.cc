@@ -135,6 +135,26 @@ TEST_F(DatabaseTest, CreateRejectsMissingMetricAndDimension) {
   EXPECT_TRUE(database_->ListCollections().empty());
 }
 
+TEST_F(DatabaseTest, FlatIgnoresHnswParameters) {
+  v1::CreateCollectionRequest request;
+  request.set_name("docs");
+  request.set_dimension(8);
+  request.set_metric(v1::L2);
+  request.mutable_index()->set_kind(v1::FLAT);
+  request.mutable_index()->set_m(8);
+  absl::StatusOr<v1::CollectionInfo> info =
+      database_->CreateCollection(request);
+  ASSERT_OK(info);
+  EXPECT_EQ(info->index().kind(), v1::FLAT);
+  EXPECT_EQ(info->index().m(), 0u);
+}
+
+TEST_F(DatabaseTest, SecondOpenOfDataDirFails) {
+  EXPECT_THAT(Database::Open(options_),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("is already open")));
+}
+
 TEST_F(DatabaseTest, UnknownCollectionIsNotFound) {
   EXPECT_THAT(database_->GetCollection("nope"),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("nope")));

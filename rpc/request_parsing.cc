@@ -54,6 +54,12 @@ absl::Status DiagnoseUpsertRequest(const std::string& bytes) {
                        engine::kMaxMetadataDepth,
                        " levels, or holds a string that is not valid UTF-8"));
     }
+    // Parsed alone, the metadata sits two messages shallower than inside the
+    // request, so metadata just past the depth limit is caught here.
+    if (absl::Status status = engine::ValidateMetadata(metadata);
+        !status.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, status.message()));
+    }
   }
   return MalformedRequestError("vecdb.v1.UpsertRequest");
 }

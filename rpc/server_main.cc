@@ -17,6 +17,9 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -38,11 +41,11 @@ ABSL_FLAG(std::string, port_file, "",
           "When set, the chosen port is written to this file (decimal, then "
           "a newline) once the server accepts requests.");
 ABSL_FLAG(int, max_message_bytes, 64 << 20,
-          "Largest request or response message in bytes (default 64 MiB). "
-          "Larger requests fail with RESOURCE_EXHAUSTED.");
+          "Largest request or response message in bytes, 65536 or more "
+          "(default 64 MiB). Larger requests fail with RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int, shutdown_grace_seconds, 30,
           "On SIGINT or SIGTERM, seconds to let in-flight requests finish "
-          "before they are cancelled.");
+          "before they are cancelled, 0 or more.");
 
 namespace {
 
@@ -98,6 +101,35 @@ void LogProtobufMessage(google::protobuf::LogLevel level, const char* file,
   }
 }
 
+// Smallest accepted --max_message_bytes: below it even a CollectionInfo
+// reply could fail after its collection was created.
+constexpr int kMinMessageBytes = 65536;
+
+// Checks the flags that the server cannot use as given. Returns the problem
+// as a message, or an empty string.
+std::string CheckFlags() {
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  const size_t colon = listen.rfind(':');
+  int port = -1;
+  if (colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(absl::string_view(listen).substr(colon + 1), &port) ||
+      port < 0 || port > 65535) {
+    return absl::StrCat("--listen is '", listen,
+                        "'; use HOST:PORT with a port from 0 to 65535");
+  }
+  if (absl::GetFlag(FLAGS_max_message_bytes) < kMinMessageBytes) {
+    return absl::StrCat("--max_message_bytes is ",
+                        absl::GetFlag(FLAGS_max_message_bytes),
+                        "; use at least ", kMinMessageBytes);
+  }
+  if (absl::GetFlag(FLAGS_shutdown_grace_seconds) < 0) {
+    return absl::StrCat("--shutdown_grace_seconds is ",
+                        absl::GetFlag(FLAGS_shutdown_grace_seconds),
+                        "; use 0 or more");
+  }
+  return "";
+}
+
 bool WritePortFile(const std::string& path, int port) {
   // Write to a temporary name and rename, so that a reader never sees a
   // partly written file.
@@ -131,7 +163,10 @@ int Serve(vecdb::engine::Database* database) {
         listen);
     return 1;
   }
-  server->GetHealthCheckService()->SetServingStatus(true);
+  // Health checks may name the service or not; both get the same status.
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus(true);
+  health->SetServingStatus(vecdb::v1::VectorDB::service_full_name(), true);
 
   const std::string port_file = absl::GetFlag(FLAGS_port_file);
   if (!port_file.empty() && !WritePortFile(port_file, port)) {
@@ -143,7 +178,7 @@ int Serve(vecdb::engine::Database* database) {
 
   const int signal_number = TakeStopSignal(/*block=*/true);
   spdlog::info("received signal {}, shutting down", signal_number);
-  server->GetHealthCheckService()->SetServingStatus(false);
+  health->SetServingStatus(false);
 
   // Let the requests in flight finish, turning new ones away with
   // UNAVAILABLE, then close the connections. Draining first keeps idle
@@ -195,8 +230,21 @@ int main(int argc, char** argv) {
   }
   absl::SetProgramUsageMessage(
       "Serves the vecdb vector database over gRPC.\n"
-      "Usage: vecdb-server [--data_dir DIR] [--listen HOST:PORT]");
+      "Usage: vecdb-server [--data_dir DIR] [--listen HOST:PORT] "
+      "[other flags]");
+  // By default --help lists only flags defined in a file named after the
+  // program; list this file's flags instead.
+  absl::FlagsUsageConfig usage_config;
+  usage_config.contains_help_flags = [](absl::string_view path) {
+    return absl::StrContains(path, "server_main");
+  };
+  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage_config);
   absl::ParseCommandLine(argc, argv);
+  if (const std::string problem = CheckFlags(); !problem.empty()) {
+    std::fprintf(stderr, "vecdb-server: %s\n", problem.c_str());
+    return 2;
+  }
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
   google::protobuf::SetLogHandler(&LogProtobufMessage);
   return Run();

@@ -167,7 +167,9 @@ class VectorDbService::ImportReactor final
         status.code(),
         absl::StrCat("stream request ", position_, ": ", status.message(), " (",
                      upserted_,
-                     " points from earlier requests were stored)"))));
+                     upserted_ == 1 ? " point from earlier requests is stored)"
+                                    : " points from earlier requests are "
+                                      "stored)"))));
   }
 
   VectorDbService* const service_;

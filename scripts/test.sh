@@ -1,20 +1,18 @@
 #!/usr/bin/env bash
-# Install the dependencies, build, fetch the data sets and run every test
-# registered with ctest. Exits with ctest's status.
+# Install the dependencies, build and run every test registered with ctest.
+# Exits with ctest's status. The tests make their own data, so the data sets
+# of scripts/fetch-data.sh are not fetched.
 #
 # Environment:
 #   VECDB_BUILD_DIR           build directory (default: build/ in the
 #                             repository)
 #   VECDB_TEST_LABELS         run only tests whose label matches this regex
-#                             (ctest -L); default: all tests
+#                             (ctest -L): "unit" or "e2e"; default: all tests
 #   VECDB_TEST_EXCLUDE_LABELS skip tests whose label matches this regex
 #                             (ctest -LE); default: none
 #   VECDB_TEST_JOBS           tests run in parallel (default: 1)
 #   VECDB_TEST_TIMEOUT        seconds allowed per test that sets no TIMEOUT
 #                             property of its own (default: 900)
-#
-# The tests can find the data sets through VECDB_FASHION_MNIST_DIR and
-# VECDB_FIORI_DIR, which this script exports.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,11 +20,6 @@ export VECDB_BUILD_DIR="${VECDB_BUILD_DIR:-${repo_root}/build}"
 
 "${repo_root}/scripts/install-deps.sh"
 "${repo_root}/scripts/build.sh"
-"${repo_root}/scripts/fetch-data.sh"
-
-export VECDB_FASHION_MNIST_DIR=/usr/share/datasets/fashion-mnist
-cache_dir="${VECDB_CACHE_DIR:-${repo_root}/.cache}"
-export VECDB_FIORI_DIR="${cache_dir}/fiori-docs-embeddings-1.2.6/data/embeddings"
 
 ctest_args=(
   --test-dir "${VECDB_BUILD_DIR}"

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/base/internal/endian.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "rocksdb/options.h"
 
@@ -93,6 +94,13 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(
   rocksdb::DB* raw_db = nullptr;
   rocksdb::Status status =
       rocksdb::DB::Open(db_options, options.path, families, &handles, &raw_db);
+  if (status.IsIOError() && absl::StrContains(status.ToString(), "/LOCK")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "RocksDB at ", options.path,
+        " is already open, because its LOCK file is held; stop the other "
+        "vecdb-server or use another data dir (",
+        status.ToString(), ")"));
+  }
   if (!status.ok()) {
     return FromRocks(status, absl::StrCat("opening RocksDB at ", options.path));
   }

@@ -348,7 +348,7 @@ class ShutdownDuringImportTest(ModelTestCase):
             self.assertEqual(code, UNAVAILABLE, message)
             self.assertLess(prefix, total)
             # A message that counts the stored points must count right.
-            counted = re.search(r"(\d+) points from earlier requests", message)
+            counted = re.search(r"(\d+) points? from earlier requests", message)
             if counted:
                 self.assertEqual(int(counted.group(1)),
                                  prefix * self.POINTS_PER_REQUEST)
