@@ -101,6 +101,11 @@ void LogProtobufMessage(google::protobuf::LogLevel level, const char* file,
   }
 }
 
+// After a stop signal, how long new requests are answered with UNAVAILABLE
+// before the server closes its connections, unless the grace period is
+// shorter.
+constexpr absl::Duration kUnavailableWindow = absl::Milliseconds(500);
+
 // Smallest accepted --max_message_bytes: below it even a CollectionInfo
 // reply could fail after its collection was created.
 constexpr int kMinMessageBytes = 65536;
@@ -183,13 +188,20 @@ int Serve(vecdb::engine::Database* database) {
   // Let the requests in flight finish, turning new ones away with
   // UNAVAILABLE, then close the connections. Draining first keeps idle
   // client connections from holding up the exit.
+  const absl::Time stop_start = absl::Now();
   const absl::Duration grace =
       absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
-  const int64_t unfinished = service.Drain(absl::Now() + grace);
+  const int64_t unfinished = service.Drain(stop_start + grace);
   if (unfinished > 0) {
     spdlog::warn("cancelling {} requests still running after {}", unfinished,
                  absl::FormatDuration(grace));
   }
+  // gRPC cancels calls that reach the server after Shutdown (status
+  // CANCELLED, which clients take for their own doing), so keep answering
+  // UNAVAILABLE for a moment first: clients sending in that time learn that
+  // the server is going away.
+  absl::SleepFor(std::min(grace, kUnavailableWindow) -
+                 (absl::Now() - stop_start));
   // Replies of requests that just finished may still be on their way.
   server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
   server->Wait();
