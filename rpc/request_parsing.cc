@@ -16,7 +16,8 @@ namespace {
 std::string Flatten(const grpc::ByteBuffer& buffer) {
   std::vector<grpc::Slice> slices;
   std::string bytes;
-  // Dump only fails on an uninitialised buffer, which then reads as empty.
+  // In gRPC 1.51 Dump fails only for a buffer that holds no data, which
+  // then reads as empty.
   if (!buffer.Dump(&slices).ok()) return bytes;
   bytes.reserve(buffer.Length());
   for (const grpc::Slice& slice : slices) {

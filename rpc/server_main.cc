@@ -101,7 +101,7 @@ void LogProtobufMessage(google::protobuf::LogLevel level, const char* file,
   }
 }
 
-// After a stop signal, how long new requests are answered with UNAVAILABLE
+// After a stop signal, how long new requests are rejected with UNAVAILABLE
 // before the server closes its connections, unless the grace period is
 // shorter.
 constexpr absl::Duration kUnavailableWindow = absl::Milliseconds(500);
@@ -196,10 +196,10 @@ int Serve(vecdb::engine::Database* database) {
     spdlog::warn("cancelling {} requests still running after {}", unfinished,
                  absl::FormatDuration(grace));
   }
-  // gRPC cancels calls that reach the server after Shutdown (status
-  // CANCELLED, which clients take for their own doing), so keep answering
-  // UNAVAILABLE for a moment first: clients sending in that time learn that
-  // the server is going away.
+  // gRPC cancels calls that reach the server after Shutdown with status
+  // CANCELLED, which clients take for their own doing. So new requests are
+  // rejected with UNAVAILABLE for a moment first, which tells the clients
+  // sending in that time that the server is going away.
   absl::SleepFor(std::min(grace, kUnavailableWindow) -
                  (absl::Now() - stop_start));
   // Replies of requests that just finished may still be on their way.

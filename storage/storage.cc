@@ -119,7 +119,8 @@ Storage::Storage(std::unique_ptr<rocksdb::DB> db,
 
 Storage::~Storage() {
   for (rocksdb::ColumnFamilyHandle* handle : {meta_, collections_, points_}) {
-    // Destroying a handle only fails for a null handle; ignoring is safe.
+    // A destructor cannot report errors, and none would change what
+    // follows.
     db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
   }
   db_->Close().PermitUncheckedError();
