@@ -38,6 +38,20 @@ absl::Status ValidateSearch(const v1::SearchRequest& request,
   return absl::OkStatus();
 }
 
+// Parses metadata as storage keeps it; empty bytes are a point without
+// metadata.
+absl::Status ParseStoredMetadata(const std::string& bytes,
+                                 absl::string_view point_id,
+                                 absl::string_view collection,
+                                 google::protobuf::Struct* metadata) {
+  if (bytes.empty() || metadata->ParseFromString(bytes)) {
+    return absl::OkStatus();
+  }
+  return absl::DataLossError(
+      absl::StrCat("stored metadata of point \"", absl::CHexEscape(point_id),
+                   "\" in collection '", collection, "' cannot be parsed"));
+}
+
 bool PassesThreshold(const v1::SearchRequest& request, v1::Metric metric,
                      float score) {
   if (!request.has_score_threshold()) return true;
@@ -83,11 +97,10 @@ absl::StatusOr<std::vector<v1::Point>> Collection::Get(
     v1::Point& point = points.emplace_back();
     point.set_id(ids[i]);
     point.mutable_vector()->Assign(found->vector.begin(), found->vector.end());
-    if (!found->metadata.empty() &&
-        !point.mutable_metadata()->ParseFromString(found->metadata)) {
-      return absl::DataLossError(absl::StrCat(
-          "stored metadata of point \"", absl::CHexEscape(ids[i]),
-          "\" in collection '", config_.name, "' cannot be parsed"));
+    if (absl::Status status = ParseStoredMetadata(
+            found->metadata, ids[i], config_.name, point.mutable_metadata());
+        !status.ok()) {
+      return status;
     }
   }
   return points;
@@ -197,11 +210,12 @@ absl::StatusOr<v1::SearchResponse> Collection::BuildHits(
     if (request.include_vectors()) {
       hit->mutable_vector()->Assign(found->vector.begin(), found->vector.end());
     }
-    if (request.include_metadata() && !found->metadata.empty() &&
-        !hit->mutable_metadata()->ParseFromString(found->metadata)) {
-      return absl::DataLossError(absl::StrCat(
-          "stored metadata of point \"", absl::CHexEscape(kept_ids[i]),
-          "\" in collection '", config_.name, "' cannot be parsed"));
+    if (!request.include_metadata()) continue;
+    if (absl::Status status =
+            ParseStoredMetadata(found->metadata, kept_ids[i], config_.name,
+                                hit->mutable_metadata());
+        !status.ok()) {
+      return status;
     }
   }
   return response;
