@@ -120,9 +120,9 @@ v1::CollectionInfo Collection::Describe() {
   {
     absl::ReaderMutexLock lock(&index_mutex_);
     info.set_point_count(id_to_label_.size());
-    uint64_t id_bytes = 0;
-    for (const std::string& id : label_to_id_) id_bytes += id.capacity();
-    info.set_memory_bytes(index_->MemoryBytes() + id_bytes +
+    // An estimate: each live id is stored twice, once in each map.
+    info.set_memory_bytes(index_->MemoryBytes() + 2 * live_id_bytes_ +
+                          label_to_id_.capacity() * sizeof(std::string) +
                           id_to_label_.capacity() *
                               sizeof(std::pair<std::string, index::Label>));
   }
@@ -159,14 +159,22 @@ absl::Status Collection::ApplyUpserts(absl::Span<const std::string* const> ids,
     const index::Label label = first_label + static_cast<index::Label>(i);
     auto [it, inserted] = id_to_label_.try_emplace(*ids[i], label);
     if (!inserted) {
-      index_->MarkDeleted(it->second);
-      label_to_id_[it->second].clear();
+      RetireLabel(it->second);
       it->second = label;
     }
     label_to_id_.push_back(*ids[i]);
+    live_id_bytes_ += ids[i]->size();
   }
   view_ = std::move(view);
   return absl::OkStatus();
+}
+
+void Collection::RetireLabel(index::Label label) {
+  index_->MarkDeleted(label);
+  std::string& id = label_to_id_[label];
+  live_id_bytes_ -= id.size();
+  // Swapping with an empty string frees the memory; clear() would keep it.
+  std::string().swap(id);
 }
 
 }  // namespace vecdb::engine

@@ -18,8 +18,8 @@
 
 namespace vecdb::engine {
 
-// What defines a collection, with every default resolved. Stored as a
-// serialized vecdb.v1.CollectionInfo holding only these fields.
+// The settings of a collection, with every default resolved. Stored as a
+// serialized vecdb.v1.CollectionInfo that contains only these fields.
 struct CollectionConfig {
   std::string name;
   uint32_t dimension = 0;
@@ -99,8 +99,13 @@ class Collection {
   absl::StatusOr<std::vector<v1::SearchResponse>> RunSearches(
       absl::Span<const v1::SearchRequest* const> searches);
 
+  // Excludes `label` from searches and frees its id, after the point was
+  // replaced or deleted.
+  void RetireLabel(index::Label label)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mutex_);
+
   // Converts FAISS neighbours to hits, reading vectors and metadata through
-  // `view` when the request asks for them.
+  // `view` when the request includes them.
   absl::StatusOr<v1::SearchResponse> BuildHits(
       const v1::SearchRequest& request,
       const std::vector<index::Neighbor>& neighbors,
@@ -121,9 +126,11 @@ class Collection {
   std::unique_ptr<index::VectorIndex> index_ ABSL_GUARDED_BY(index_mutex_);
   absl::flat_hash_map<std::string, index::Label> id_to_label_
       ABSL_GUARDED_BY(index_mutex_);
-  // Point id of every label; a deleted label keeps its old id but is never
-  // returned by the index.
+  // Point id of every label. A retired label's id is emptied, and the index
+  // never returns that label.
   std::vector<std::string> label_to_id_ ABSL_GUARDED_BY(index_mutex_);
+  // Bytes of the ids of live points, for the memory estimate.
+  uint64_t live_id_bytes_ ABSL_GUARDED_BY(index_mutex_) = 0;
   // The storage state the index reflects, for reading hit payloads.
   storage::ReadView view_ ABSL_GUARDED_BY(index_mutex_);
 };

@@ -105,7 +105,7 @@ absl::StatusOr<uint64_t> Collection::Delete(
   if (dropped_) return DroppedError(config_);
 
   // Only this writer changes the id map, so reading it under the shared lock
-  // and then writing under the exclusive lock sees no change in between.
+  // and then writing under the exclusive lock finds it unchanged.
   absl::flat_hash_set<absl::string_view> existing;
   storage::PointBatch batch;
   {
@@ -125,8 +125,7 @@ absl::StatusOr<uint64_t> Collection::Delete(
   absl::MutexLock index_lock(&index_mutex_);
   for (absl::string_view id : existing) {
     auto it = id_to_label_.find(id);
-    index_->MarkDeleted(it->second);
-    label_to_id_[it->second].clear();
+    RetireLabel(it->second);
     id_to_label_.erase(it);
   }
   view_ = std::move(view);
