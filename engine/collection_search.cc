@@ -134,8 +134,8 @@ absl::StatusOr<std::vector<v1::SearchResponse>> Collection::RunSearches(
   }
 
   // The index, the id map and the read view change together under the
-  // lock, so every search of the batch sees the same state, and either all
-  // of a write or none of it.
+  // lock, so every search of the batch reads the same state, which contains
+  // either all of a write or none of it.
   std::vector<std::vector<index::Neighbor>> neighbors(searches.size());
   std::vector<std::vector<std::string>> ids(searches.size());
   storage::ReadView view;

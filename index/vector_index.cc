@@ -38,10 +38,10 @@ class LiveLabelSelector : public faiss::IDSelector {
   const std::vector<uint8_t>& deleted_;
 };
 
-// FAISS parallelises inside a call with OpenMP. A single query gains nothing
-// from that and would compete with the server's other request threads, so
-// searches run on the calling thread alone; builds use every core. The
-// setting is per thread, so it is applied before every call.
+// Sets how many OpenMP threads FAISS uses inside a call. A single query
+// gains nothing from more than one and would compete with the server's other
+// request threads. Batches of queries and builds use every core. The setting
+// is per thread, so it is applied before every call.
 void UseOpenMpThreads(int threads) { omp_set_num_threads(threads); }
 
 // Splits FAISS's `count` rows of `row_size` results into neighbour lists of
@@ -100,7 +100,7 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Create(
   // FAISS 1.7.3 sizes its candidate queue by max(hnsw.efSearch, k) but stops
   // by the efSearch of the search parameters, so a per-search efSearch only
   // works when the queue is sized by k. The index-wide value stays at 1 and
-  // SearchGraph asks for max(ef_search, k) results instead.
+  // SearchGraph requests max(ef_search, k) results instead.
   hnsw->hnsw.efSearch = 1;
   index->flat_ = dynamic_cast<faiss::IndexFlat*>(hnsw->storage);
   index->hnsw_ = hnsw.get();
@@ -160,7 +160,7 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> VectorIndex::SearchMany(
       SearchGraph(count, queries, k, std::max(options.ef_search, k));
   if (!rows.ok()) return rows.status();
 
-  // A short answer is never returned: redo such queries exactly.
+  // Redo short results with an exact scan, so that none is returned.
   for (int64_t i = 0; i < count; ++i) {
     if (static_cast<int>((*rows)[i].size()) >= k) continue;
     absl::StatusOr<std::vector<std::vector<Neighbor>>> exact =
@@ -195,19 +195,19 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> VectorIndex::SearchGraph(
   params.efSearch = ef_search;
   if (deleted_count_ > 0) params.sel = &selector;
 
-  // Asking for ef_search results sizes FAISS's candidate queue to ef_search
-  // (see Create); the best k of them are the answer.
-  const int wanted = static_cast<int>(std::min<int64_t>(ef_search, size()));
-  std::vector<float> distances(static_cast<size_t>(count) * wanted);
+  // Requesting ef_search results sizes FAISS's candidate queue to ef_search
+  // (see Create). The best k of them are the result.
+  const int requested = static_cast<int>(std::min<int64_t>(ef_search, size()));
+  std::vector<float> distances(static_cast<size_t>(count) * requested);
   std::vector<faiss::Index::idx_t> labels(distances.size());
   try {
-    hnsw_->search(count, queries, wanted, distances.data(), labels.data(),
+    hnsw_->search(count, queries, requested, distances.data(), labels.data(),
                   &params);
   } catch (const faiss::FaissException& e) {
     return absl::InternalError(
         absl::StrCat("FAISS HNSW search failed: ", e.what()));
   }
-  return CollectNeighbors(count, wanted, distances, labels, k);
+  return CollectNeighbors(count, requested, distances, labels, k);
 }
 
 uint64_t VectorIndex::MemoryBytes() const {

@@ -16,8 +16,8 @@ struct IndexHNSWFlat;
 
 namespace vecdb::index {
 
-// How FAISS compares vectors. Cosine similarity is inner product over
-// vectors the caller normalised.
+// The FAISS distance between vectors. Cosine similarity is the inner product
+// of vectors the caller normalised.
 enum class IndexMetric { kInnerProduct, kL2 };
 
 enum class IndexKind { kFlat, kHnsw };

@@ -227,8 +227,8 @@ TEST(HnswSearchTest, RecallGrowsWithEfSearch) {
   EXPECT_GT(at_64, at_10);
   EXPECT_GE(at_512, at_64);
   EXPECT_GE(at_512, 0.99);
-  // Asking again with a small value after a large one gives the small
-  // value's answer: nothing is left behind in the index.
+  // A small value after a large one gives the small value's result, because
+  // a search leaves no state behind in the index.
   EXPECT_EQ(HnswRecallAt(**index, vectors, queries, 10), at_10);
 }
 

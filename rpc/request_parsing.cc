@@ -16,7 +16,7 @@ namespace {
 std::string Flatten(const grpc::ByteBuffer& buffer) {
   std::vector<grpc::Slice> slices;
   std::string bytes;
-  // In gRPC 1.51 Dump fails only for a buffer that holds no data, which
+  // In gRPC 1.51 Dump fails only for a buffer without data, which
   // then reads as empty.
   if (!buffer.Dump(&slices).ok()) return bytes;
   bytes.reserve(buffer.Length());

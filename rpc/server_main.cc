@@ -198,8 +198,8 @@ int Serve(vecdb::engine::Database* database) {
   }
   // gRPC cancels calls that reach the server after Shutdown with status
   // CANCELLED, which clients take for their own doing. So new requests are
-  // rejected with UNAVAILABLE for a moment first, which tells the clients
-  // sending in that time that the server is going away.
+  // rejected with UNAVAILABLE for a moment first, so that clients sending
+  // in that time learn that the server is going away.
   absl::SleepFor(std::min(grace, kUnavailableWindow) -
                  (absl::Now() - stop_start));
   // Replies of requests that just finished may still be on their way.

@@ -29,9 +29,9 @@ using VectorDbServiceBase = v1::VectorDB::WithRawCallbackMethod_Upsert<
                                             v1::VectorDB::Service>>>>>>>>>>;
 
 // The vecdb.v1.VectorDB service over one Database. Each handler calls the
-// engine and maps the result onto a gRPC status; a request that cannot be
+// engine and maps the result onto a gRPC status. A request that cannot be
 // parsed is INVALID_ARGUMENT, and one that arrives after Drain started is
-// UNAVAILABLE. Writes run on the service's own worker threads, the other
+// UNAVAILABLE. Writes run on the service's own worker threads and the other
 // methods on gRPC's. Thread-safe.
 class VectorDbService final : public VectorDbServiceBase {
  public:

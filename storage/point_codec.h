@@ -10,7 +10,7 @@
 
 namespace vecdb::storage {
 
-// A point as RocksDB holds it. The metadata is opaque to storage: the engine
+// A point as stored in RocksDB. The metadata is opaque to storage: the engine
 // stores a serialized google.protobuf.Struct there (empty when absent).
 struct StoredPoint {
   std::vector<float> vector;
