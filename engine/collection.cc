@@ -14,6 +14,8 @@ namespace {
 // Points read from storage per index addition while rebuilding.
 constexpr size_t kRebuildChunk = 4096;
 
+}  // namespace
+
 index::IndexSpec ToIndexSpec(const CollectionConfig& config) {
   index::IndexSpec spec;
   spec.kind = config.index.kind() == v1::FLAT ? index::IndexKind::kFlat
@@ -26,35 +28,40 @@ index::IndexSpec ToIndexSpec(const CollectionConfig& config) {
   return spec;
 }
 
-}  // namespace
-
 Collection::Collection(storage::Storage* storage, uint64_t id,
-                       CollectionConfig config,
+                       CollectionConfig config, std::string index_dir,
                        std::unique_ptr<index::VectorIndex> index)
     : storage_(storage),
       id_(id),
       config_(std::move(config)),
+      index_dir_(std::move(index_dir)),
       index_(std::move(index)) {}
 
 absl::StatusOr<std::unique_ptr<Collection>> Collection::Create(
-    storage::Storage* storage, uint64_t id, CollectionConfig config) {
+    storage::Storage* storage, uint64_t id, CollectionConfig config,
+    std::string index_dir) {
   absl::StatusOr<std::unique_ptr<index::VectorIndex>> index =
       index::VectorIndex::Create(ToIndexSpec(config));
   if (!index.ok()) return index.status();
-  std::unique_ptr<Collection> collection(
-      new Collection(storage, id, std::move(config), *std::move(index)));
+  std::unique_ptr<Collection> collection(new Collection(
+      storage, id, std::move(config), std::move(index_dir), *std::move(index)));
   absl::MutexLock lock(&collection->index_mutex_);
   collection->view_ = storage->TakeReadView();
   return collection;
 }
 
 absl::StatusOr<std::unique_ptr<Collection>> Collection::Open(
-    storage::Storage* storage, uint64_t id, CollectionConfig config) {
+    storage::Storage* storage, uint64_t id, CollectionConfig config,
+    std::string index_dir) {
   absl::StatusOr<std::unique_ptr<Collection>> collection =
-      Create(storage, id, std::move(config));
+      Create(storage, id, std::move(config), std::move(index_dir));
   if (!collection.ok()) return collection.status();
-  if (absl::Status status = (*collection)->LoadFromStorage(); !status.ok()) {
-    return status;
+  absl::StatusOr<bool> loaded = (*collection)->LoadCheckpoint();
+  if (!loaded.ok()) return loaded.status();
+  if (!*loaded) {
+    if (absl::Status status = (*collection)->LoadFromStorage(); !status.ok()) {
+      return status;
+    }
   }
   return collection;
 }
@@ -64,6 +71,8 @@ absl::Status Collection::LoadFromStorage() {
   absl::MutexLock write_lock(&write_mutex_);
   absl::MutexLock index_lock(&index_mutex_);
   view_ = storage_->TakeReadView();
+  absl::StatusOr<uint64_t> sequence = storage_->LastSequence(id_, view_);
+  if (!sequence.ok()) return sequence.status();
 
   // Read in chunks so that FAISS adds many vectors per call, which is what
   // lets it build the HNSW graph on every core.
@@ -105,6 +114,11 @@ absl::Status Collection::LoadFromStorage() {
                         absl::StrCat("loading collection '", config_.name,
                                      "': ", status.message()));
   }
+  last_sequence_ = *sequence;
+  applied_sequence_ = *sequence;
+  // A rebuild is slow, so save its result soon.
+  unsaved_changes_ = id_to_label_.size();
+  first_unsaved_change_ = absl::InfinitePast();
   spdlog::info("[{}] index rebuilt from storage: {} points in {:.2f} s",
                config_.name, id_to_label_.size(),
                absl::ToDoubleSeconds(absl::Now() - start));
@@ -143,6 +157,7 @@ absl::Status Collection::Drop() {
     return status;
   }
   dropped_ = true;
+  RemoveIndexFiles({});
   return absl::OkStatus();
 }
 
@@ -167,6 +182,16 @@ absl::Status Collection::ApplyUpserts(absl::Span<const std::string* const> ids,
   }
   view_ = std::move(view);
   return absl::OkStatus();
+}
+
+void Collection::NoteApplied(uint64_t sequence,
+                             absl::Span<const std::string* const> ids) {
+  applied_sequence_ = sequence;
+  if (unsaved_changes_ == 0) first_unsaved_change_ = absl::Now();
+  unsaved_changes_ += ids.size();
+  if (compacting_) {
+    for (const std::string* id : ids) changed_while_compacting_.push_back(*id);
+  }
 }
 
 void Collection::RetireLabel(index::Label label) {

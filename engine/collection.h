@@ -1,6 +1,7 @@
 #ifndef VECDB_ENGINE_COLLECTION_H_
 #define VECDB_ENGINE_COLLECTION_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -11,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "index/vector_index.h"
 #include "storage/storage.h"
@@ -27,21 +29,44 @@ struct CollectionConfig {
   v1::IndexConfig index;
 };
 
+// The FAISS index that holds a collection with `config`.
+index::IndexSpec ToIndexSpec(const CollectionConfig& config);
+
+// When a collection saves its index and compacts away deleted labels.
+struct MaintenanceOptions {
+  // Save an index checkpoint once this many points changed since the last
+  // one, or once the oldest unsaved change is this old.
+  uint64_t checkpoint_changes = 100000;
+  absl::Duration checkpoint_interval = absl::Seconds(60);
+  // Rebuild the index without deleted labels once they are at least this
+  // fraction of its labels and at least this many.
+  double compact_deleted_fraction = 0.2;
+  int64_t compact_min_deleted = 1000;
+};
+
 // One collection: its points in storage and a FAISS index over them.
 //
 // Thread-safe. Writes to one collection are serialized; searches and gets run
 // in parallel with each other and with the storage part of a write. A write
 // becomes visible to searches all at once, after it is durable.
+//
+// The index is derived from storage. Checkpoints save it, stamped with the
+// sequence of the last write it reflects, as files in `index_dir`; opening
+// loads the newest valid one and replays the writes after it.
 class Collection {
  public:
-  // Opens a stored collection and rebuilds its index from storage.
-  // `storage` must outlive the collection.
+  // Opens a stored collection: loads its newest valid index checkpoint from
+  // `index_dir` and replays the later writes, or rebuilds the index from
+  // storage when no checkpoint can be used. `storage` must outlive the
+  // collection.
   static absl::StatusOr<std::unique_ptr<Collection>> Open(
-      storage::Storage* storage, uint64_t id, CollectionConfig config);
+      storage::Storage* storage, uint64_t id, CollectionConfig config,
+      std::string index_dir);
 
   // Returns an empty collection that was just stored under `id`.
   static absl::StatusOr<std::unique_ptr<Collection>> Create(
-      storage::Storage* storage, uint64_t id, CollectionConfig config);
+      storage::Storage* storage, uint64_t id, CollectionConfig config,
+      std::string index_dir);
 
   const CollectionConfig& config() const { return config_; }
   uint64_t id() const { return id_; }
@@ -77,15 +102,47 @@ class Collection {
   absl::StatusOr<v1::SearchBatchResponse> SearchBatch(
       const v1::SearchBatchRequest& request);
 
-  // Marks the collection dropped and deletes it from storage. Writes that
-  // start afterwards fail with NOT_FOUND.
+  // Marks the collection dropped and deletes it from storage and its index
+  // files. Writes that start afterwards fail with NOT_FOUND.
   absl::Status Drop();
+
+  // Compacts the index when enough labels are deleted, then saves a
+  // checkpoint when enough changes are unsaved, per `options`. A compaction
+  // stops early, changing nothing, once `cancel` is set.
+  absl::Status Maintain(const MaintenanceOptions& options,
+                        const std::atomic<bool>& cancel);
+
+  // Saves a checkpoint of the index unless the newest one is current.
+  // Writers wait while the index is written out; searches do not.
+  absl::Status WriteCheckpoint();
+
+  // Rebuilds the index without its deleted labels and swaps it in. Searches
+  // and writes go on meanwhile; writes made during the rebuild are carried
+  // over before the swap. Returns CANCELLED, changing nothing, once `cancel`
+  // is set.
+  absl::Status Compact(const std::atomic<bool>& cancel);
+
+  // Path of the newest index checkpoint, empty when there is none.
+  std::string CheckpointPath();
 
  private:
   Collection(storage::Storage* storage, uint64_t id, CollectionConfig config,
-             std::unique_ptr<index::VectorIndex> index);
+             std::string index_dir, std::unique_ptr<index::VectorIndex> index);
 
+  // Loads the newest usable checkpoint and replays the writes after it.
+  // Returns false when there is none, after logging why each file present
+  // was not used.
+  absl::StatusOr<bool> LoadCheckpoint();
   absl::Status LoadFromStorage();
+
+  // Makes the index reflect the current stored state of `ids`: adds or
+  // replaces the ones stored through `view`, retires the others.
+  absl::Status ReplayChanges(absl::Span<const std::string> ids,
+                             const storage::ReadView& view)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mutex_);
+
+  // Deletes this collection's index files other than those at `keep`.
+  void RemoveIndexFiles(absl::Span<const uint64_t> keep);
 
   // Adds `count` prepared vectors (count * dimension floats) for `ids` to
   // the index, retiring the labels those ids had before.
@@ -113,13 +170,43 @@ class Collection {
 
   float ToScore(float distance) const;
 
+  // Records a write of `ids` under `sequence` that the index now reflects.
+  void NoteApplied(uint64_t sequence, absl::Span<const std::string* const> ids)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mutex_, index_mutex_);
+
+  // Saves a checkpoint unless the newest one is current and `force` is
+  // false.
+  absl::Status SaveIndex(bool force)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(maintenance_mutex_);
+
   storage::Storage* const storage_;
   const uint64_t id_;
   const CollectionConfig config_;
+  const std::string index_dir_;
+
+  // Serializes checkpoints and compactions.
+  absl::Mutex maintenance_mutex_ ABSL_ACQUIRED_BEFORE(write_mutex_);
+  // Sequences of the newest checkpoint and of the one before it, 0 when
+  // missing. The change log is kept from the older one on, so that either
+  // can be loaded.
+  uint64_t checkpoint_sequence_ ABSL_GUARDED_BY(maintenance_mutex_) = 0;
+  uint64_t previous_checkpoint_sequence_ ABSL_GUARDED_BY(maintenance_mutex_) =
+      0;
 
   // Held across a whole write: the storage write, then the index update.
   absl::Mutex write_mutex_ ABSL_ACQUIRED_BEFORE(index_mutex_);
   bool dropped_ ABSL_GUARDED_BY(write_mutex_) = false;
+  // Sequence of the last write to storage.
+  uint64_t last_sequence_ ABSL_GUARDED_BY(write_mutex_) = 0;
+  // While a compaction rebuilds the index, the ids that writes changed, to
+  // be carried over to the new index.
+  bool compacting_ ABSL_GUARDED_BY(write_mutex_) = false;
+  std::vector<std::string> changed_while_compacting_
+      ABSL_GUARDED_BY(write_mutex_);
+  // Points changed since the last checkpoint, and when the first of those
+  // changes was made.
+  uint64_t unsaved_changes_ ABSL_GUARDED_BY(write_mutex_) = 0;
+  absl::Time first_unsaved_change_ ABSL_GUARDED_BY(write_mutex_);
 
   // Readers search; a writer swaps in a finished write.
   mutable absl::Mutex index_mutex_;
@@ -133,6 +220,11 @@ class Collection {
   uint64_t live_id_bytes_ ABSL_GUARDED_BY(index_mutex_) = 0;
   // The storage state the index reflects, for reading hit payloads.
   storage::ReadView view_ ABSL_GUARDED_BY(index_mutex_);
+  // Sequence of the last write the index reflects.
+  uint64_t applied_sequence_ ABSL_GUARDED_BY(index_mutex_) = 0;
+  // Set when an index update failed after its write reached storage; the
+  // index then misses points, so it is never saved.
+  bool index_incomplete_ ABSL_GUARDED_BY(index_mutex_) = false;
 };
 
 }  // namespace vecdb::engine

@@ -78,7 +78,11 @@ absl::StatusOr<uint64_t> Collection::Upsert(
 
   absl::MutexLock write_lock(&write_mutex_);
   if (dropped_) return DroppedError(config_);
-  if (absl::Status status = storage_->Write(id_, batch); !status.ok()) {
+  // A failed write may still have reached the log, so its sequence is never
+  // given to another write.
+  const uint64_t sequence = ++last_sequence_;
+  if (absl::Status status = storage_->Write(id_, sequence, batch);
+      !status.ok()) {
     return status;
   }
   storage::ReadView view = storage_->TakeReadView();
@@ -90,8 +94,10 @@ absl::StatusOr<uint64_t> Collection::Upsert(
     // points until the next restart rebuilds the index.
     spdlog::error("[{}] index update failed after a durable write: {}",
                   config_.name, status.ToString());
+    index_incomplete_ = true;
     return status;
   }
+  NoteApplied(sequence, ids);
   return ids.size();
 }
 
@@ -107,29 +113,34 @@ absl::StatusOr<uint64_t> Collection::Delete(
   // Only this writer changes the id map, so reading it under the shared lock
   // and then writing under the exclusive lock finds it unchanged.
   absl::flat_hash_set<absl::string_view> existing;
+  std::vector<const std::string*> deleted;
   storage::PointBatch batch;
   {
     absl::ReaderMutexLock index_lock(&index_mutex_);
     for (const std::string& id : ids) {
       if (id_to_label_.contains(id) && existing.insert(id).second) {
         batch.Delete(id);
+        deleted.push_back(&id);
       }
     }
   }
-  if (existing.empty()) return 0;
-  if (absl::Status status = storage_->Write(id_, batch); !status.ok()) {
+  if (deleted.empty()) return 0;
+  const uint64_t sequence = ++last_sequence_;
+  if (absl::Status status = storage_->Write(id_, sequence, batch);
+      !status.ok()) {
     return status;
   }
   storage::ReadView view = storage_->TakeReadView();
 
   absl::MutexLock index_lock(&index_mutex_);
-  for (absl::string_view id : existing) {
-    auto it = id_to_label_.find(id);
+  for (const std::string* id : deleted) {
+    auto it = id_to_label_.find(*id);
     RetireLabel(it->second);
     id_to_label_.erase(it);
   }
   view_ = std::move(view);
-  return existing.size();
+  NoteApplied(sequence, deleted);
+  return deleted.size();
 }
 
 }  // namespace vecdb::engine

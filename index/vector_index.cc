@@ -10,6 +10,7 @@
 #include "faiss/IndexHNSW.h"
 #include "faiss/impl/FaissException.h"
 #include "faiss/impl/IDSelector.h"
+#include "faiss/index_io.h"
 
 namespace vecdb::index {
 namespace {
@@ -79,9 +80,11 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Create(
   const faiss::MetricType metric = ToFaiss(spec.metric);
 
   if (spec.kind == IndexKind::kFlat) {
-    auto flat = std::make_unique<faiss::IndexFlat>(spec.dimension, metric);
-    index->flat_ = flat.get();
-    index->index_ = std::move(flat);
+    if (absl::Status status = index->Adopt(
+            std::make_unique<faiss::IndexFlat>(spec.dimension, metric));
+        !status.ok()) {
+      return status;
+    }
     return index;
   }
 
@@ -97,15 +100,91 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Create(
   auto hnsw =
       std::make_unique<faiss::IndexHNSWFlat>(spec.dimension, spec.m, metric);
   hnsw->hnsw.efConstruction = spec.ef_construction;
+  if (absl::Status status = index->Adopt(std::move(hnsw)); !status.ok()) {
+    return status;
+  }
+  return index;
+}
+
+absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Load(
+    const IndexSpec& spec, faiss::IOReader* reader,
+    std::vector<uint8_t> deleted) {
+  std::unique_ptr<faiss::Index> loaded;
+  try {
+    loaded.reset(faiss::read_index(reader));
+  } catch (const faiss::FaissException& e) {
+    return absl::DataLossError(
+        absl::StrCat("FAISS cannot read the index: ", e.what()));
+  }
+  std::unique_ptr<VectorIndex> index(new VectorIndex(spec));
+  if (absl::Status status = index->Adopt(std::move(loaded)); !status.ok()) {
+    return status;
+  }
+  if (static_cast<int64_t>(deleted.size()) != index->size()) {
+    return absl::DataLossError(absl::StrCat("the index holds ", index->size(),
+                                            " vectors but ", deleted.size(),
+                                            " deletion marks came with it"));
+  }
+  index->deleted_ = std::move(deleted);
+  index->deleted_count_ = static_cast<int64_t>(
+      std::count_if(index->deleted_.begin(), index->deleted_.end(),
+                    [](uint8_t mark) { return mark != 0; }));
+  return index;
+}
+
+absl::Status VectorIndex::Adopt(std::unique_ptr<faiss::Index> index) {
+  if (index->d != spec_.dimension ||
+      index->metric_type != ToFaiss(spec_.metric)) {
+    return absl::DataLossError(absl::StrCat(
+        "the index has dimension ", index->d, " and FAISS metric ",
+        static_cast<int>(index->metric_type), ", expected ", spec_.dimension,
+        " and ", static_cast<int>(ToFaiss(spec_.metric))));
+  }
+  if (spec_.kind == IndexKind::kFlat) {
+    auto* flat = dynamic_cast<faiss::IndexFlat*>(index.get());
+    if (flat == nullptr) {
+      return absl::DataLossError("the index is not a flat FAISS index");
+    }
+    flat_ = flat;
+    index_ = std::move(index);
+    deleted_.resize(index_->ntotal, 0);
+    return absl::OkStatus();
+  }
+  auto* hnsw = dynamic_cast<faiss::IndexHNSWFlat*>(index.get());
+  if (hnsw == nullptr ||
+      dynamic_cast<faiss::IndexFlat*>(hnsw->storage) == nullptr) {
+    return absl::DataLossError("the index is not a FAISS HNSW flat index");
+  }
+  if (hnsw->hnsw.nb_neighbors(1) != spec_.m) {
+    return absl::DataLossError(absl::StrCat("the HNSW index has m ",
+                                            hnsw->hnsw.nb_neighbors(1),
+                                            ", expected ", spec_.m));
+  }
   // FAISS 1.7.3 sizes its candidate queue by max(hnsw.efSearch, k) but stops
   // by the efSearch of the search parameters, so a per-search efSearch only
   // works when the queue is sized by k. The index-wide value stays at 1 and
   // SearchGraph requests max(ef_search, k) results instead.
   hnsw->hnsw.efSearch = 1;
-  index->flat_ = dynamic_cast<faiss::IndexFlat*>(hnsw->storage);
-  index->hnsw_ = hnsw.get();
-  index->index_ = std::move(hnsw);
-  return index;
+  hnsw->hnsw.efConstruction = spec_.ef_construction;
+  flat_ = dynamic_cast<faiss::IndexFlat*>(hnsw->storage);
+  hnsw_ = hnsw;
+  index_ = std::move(index);
+  deleted_.resize(index_->ntotal, 0);
+  return absl::OkStatus();
+}
+
+absl::Status VectorIndex::Save(faiss::IOWriter* writer) const {
+  try {
+    faiss::write_index(index_.get(), writer);
+  } catch (const faiss::FaissException& e) {
+    return absl::InternalError(
+        absl::StrCat("FAISS cannot write the index: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+const float* VectorIndex::StoredVector(Label label) const {
+  return flat_->get_xb() + static_cast<size_t>(label) * spec_.dimension;
 }
 
 absl::Status VectorIndex::Add(int64_t count, const float* vectors) {

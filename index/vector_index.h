@@ -12,6 +12,8 @@ namespace faiss {
 struct Index;
 struct IndexFlat;
 struct IndexHNSWFlat;
+struct IOReader;
+struct IOWriter;
 }  // namespace faiss
 
 namespace vecdb::index {
@@ -62,6 +64,14 @@ class VectorIndex {
   static absl::StatusOr<std::unique_ptr<VectorIndex>> Create(
       const IndexSpec& spec);
 
+  // Reads an index that Save wrote for the same spec, and marks the labels
+  // whose `deleted` byte is nonzero as deleted; `deleted` must have one byte
+  // per stored vector. DATA_LOSS when FAISS cannot read it or it does not
+  // match the spec.
+  static absl::StatusOr<std::unique_ptr<VectorIndex>> Load(
+      const IndexSpec& spec, faiss::IOReader* reader,
+      std::vector<uint8_t> deleted);
+
   ~VectorIndex();
   VectorIndex(const VectorIndex&) = delete;
   VectorIndex& operator=(const VectorIndex&) = delete;
@@ -87,10 +97,22 @@ class VectorIndex {
   absl::StatusOr<std::vector<std::vector<Neighbor>>> SearchMany(
       int64_t count, const float* queries, const SearchOptions& options) const;
 
+  // Writes the FAISS index in FAISS's own format. Deletion marks are not
+  // part of it: the caller saves them and hands them back to Load.
+  absl::Status Save(faiss::IOWriter* writer) const;
+
+  // The stored vector of `label` (dimension floats, normalised where the
+  // caller normalised it), valid until the next Add. `label` must be below
+  // size().
+  const float* StoredVector(Label label) const;
+
+  bool IsDeleted(Label label) const { return deleted_[label] != 0; }
+
   // Labels ever added, deleted ones included.
   int64_t size() const;
   // Labels not marked deleted.
   int64_t live_count() const { return size() - deleted_count_; }
+  int64_t deleted_count() const { return deleted_count_; }
   const IndexSpec& spec() const { return spec_; }
 
   // Estimated heap bytes of the vectors, the graph and the deletion marks.
@@ -98,6 +120,9 @@ class VectorIndex {
 
  private:
   explicit VectorIndex(const IndexSpec& spec);
+
+  // Points index_, flat_ and hnsw_ at `index`, which must match spec_.
+  absl::Status Adopt(std::unique_ptr<faiss::Index> index);
 
   absl::StatusOr<std::vector<std::vector<Neighbor>>> SearchExact(
       int64_t count, const float* queries, int k) const;

@@ -43,6 +43,22 @@ ABSL_FLAG(std::string, port_file, "",
 ABSL_FLAG(int, max_message_bytes, 64 << 20,
           "Largest request or response message in bytes, 65536 or more "
           "(default 64 MiB). Larger requests fail with RESOURCE_EXHAUSTED.");
+ABSL_FLAG(bool, sync_writes, true,
+          "Sync the write-ahead log to disk before acknowledging a write. "
+          "When true, an acknowledged write survives a process crash and a "
+          "power loss; when false, only a process crash (see README).");
+ABSL_FLAG(int64_t, checkpoint_changes, 100000,
+          "Save a collection's index to a checkpoint file once this many "
+          "points changed since the last one, 1 or more.");
+ABSL_FLAG(int, checkpoint_seconds, 60,
+          "Save a collection's index once its oldest unsaved change is this "
+          "many seconds old, 1 or more.");
+ABSL_FLAG(double, compact_deleted_fraction, 0.2,
+          "Rebuild an index without its deleted entries once they make up "
+          "this fraction of it (above 0, at most 1) and number at least "
+          "--compact_min_deleted.");
+ABSL_FLAG(int64_t, compact_min_deleted, 1000,
+          "See --compact_deleted_fraction; 1 or more.");
 ABSL_FLAG(int, shutdown_grace_seconds, 30,
           "On SIGINT or SIGTERM, seconds to let in-flight requests finish "
           "before they are cancelled, 0 or more.");
@@ -126,6 +142,26 @@ std::string CheckFlags() {
     return absl::StrCat("--max_message_bytes is ",
                         absl::GetFlag(FLAGS_max_message_bytes),
                         "; use at least ", kMinMessageBytes);
+  }
+  if (absl::GetFlag(FLAGS_checkpoint_changes) < 1) {
+    return absl::StrCat("--checkpoint_changes is ",
+                        absl::GetFlag(FLAGS_checkpoint_changes),
+                        "; use 1 or more");
+  }
+  if (absl::GetFlag(FLAGS_checkpoint_seconds) < 1) {
+    return absl::StrCat("--checkpoint_seconds is ",
+                        absl::GetFlag(FLAGS_checkpoint_seconds),
+                        "; use 1 or more");
+  }
+  const double fraction = absl::GetFlag(FLAGS_compact_deleted_fraction);
+  if (!(fraction > 0 && fraction <= 1)) {
+    return absl::StrCat("--compact_deleted_fraction is ", fraction,
+                        "; use a number above 0 and at most 1");
+  }
+  if (absl::GetFlag(FLAGS_compact_min_deleted) < 1) {
+    return absl::StrCat("--compact_min_deleted is ",
+                        absl::GetFlag(FLAGS_compact_min_deleted),
+                        "; use 1 or more");
   }
   if (absl::GetFlag(FLAGS_shutdown_grace_seconds) < 0) {
     return absl::StrCat("--shutdown_grace_seconds is ",
@@ -211,7 +247,17 @@ int Serve(vecdb::engine::Database* database) {
 int Run() {
   vecdb::engine::DatabaseOptions options;
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
-  spdlog::info("vecdb-server starting, data dir {}", options.data_dir);
+  options.sync_writes = absl::GetFlag(FLAGS_sync_writes);
+  options.maintenance.checkpoint_changes =
+      static_cast<uint64_t>(absl::GetFlag(FLAGS_checkpoint_changes));
+  options.maintenance.checkpoint_interval =
+      absl::Seconds(absl::GetFlag(FLAGS_checkpoint_seconds));
+  options.maintenance.compact_deleted_fraction =
+      absl::GetFlag(FLAGS_compact_deleted_fraction);
+  options.maintenance.compact_min_deleted =
+      absl::GetFlag(FLAGS_compact_min_deleted);
+  spdlog::info("vecdb-server starting, data dir {}, {} writes",
+               options.data_dir, options.sync_writes ? "synced" : "unsynced");
   absl::StatusOr<std::unique_ptr<vecdb::engine::Database>> database =
       vecdb::engine::Database::Open(options);
   if (!database.ok()) {

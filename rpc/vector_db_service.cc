@@ -308,4 +308,19 @@ grpc::Status VectorDbService::StreamedSearchBatch(
                     });
 }
 
+grpc::Status VectorDbService::StreamedCreateSnapshot(
+    grpc::ServerContext*,
+    grpc::ServerUnaryStreamer<v1::CreateSnapshotRequest,
+                              v1::CreateSnapshotResponse>* stream) {
+  return ServeUnary(
+      &gate_, stream,
+      [this](const v1::CreateSnapshotRequest&,
+             v1::CreateSnapshotResponse* response) -> absl::Status {
+        absl::StatusOr<std::string> path = database_->CreateSnapshot();
+        if (!path.ok()) return path.status();
+        response->set_path(*std::move(path));
+        return absl::OkStatus();
+      });
+}
+
 }  // namespace vecdb::rpc

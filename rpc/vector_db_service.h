@@ -26,7 +26,10 @@ using VectorDbServiceBase = v1::VectorDB::WithRawCallbackMethod_Upsert<
                                 v1::VectorDB::WithStreamedUnaryMethod_Search<
                                     v1::VectorDB::
                                         WithStreamedUnaryMethod_SearchBatch<
-                                            v1::VectorDB::Service>>>>>>>>>>;
+                                            v1::VectorDB::
+                                                WithStreamedUnaryMethod_CreateSnapshot<
+                                                    v1::VectorDB::
+                                                        Service>>>>>>>>>>>;
 
 // The vecdb.v1.VectorDB service over one Database. Each handler calls the
 // engine and maps the result onto a gRPC status. A request that cannot be
@@ -83,6 +86,10 @@ class VectorDbService final : public VectorDbServiceBase {
       grpc::ServerContext* context,
       grpc::ServerUnaryStreamer<v1::SearchBatchRequest,
                                 v1::SearchBatchResponse>* stream) override;
+  grpc::Status StreamedCreateSnapshot(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::CreateSnapshotRequest,
+                                v1::CreateSnapshotResponse>* stream) override;
 
  private:
   class UpsertReactor;

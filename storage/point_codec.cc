@@ -71,4 +71,44 @@ std::string EncodePointKey(uint64_t collection_id, absl::string_view point_id) {
   return key;
 }
 
+std::string EncodeChangeKey(uint64_t collection_id, uint64_t sequence) {
+  std::string key = EncodeCollectionPrefix(collection_id);
+  key.resize(16);
+  absl::big_endian::Store64(key.data() + 8, sequence);
+  return key;
+}
+
+std::string EncodeChangedIds(absl::Span<const std::string> point_ids) {
+  size_t size = 0;
+  for (const std::string& id : point_ids) size += 4 + id.size();
+  std::string value;
+  value.reserve(size);
+  for (const std::string& id : point_ids) {
+    char length[4];
+    absl::little_endian::Store32(length, static_cast<uint32_t>(id.size()));
+    value.append(length, 4);
+    value.append(id);
+  }
+  return value;
+}
+
+absl::Status DecodeChangedIds(absl::string_view value,
+                              std::vector<std::string>* point_ids) {
+  while (!value.empty()) {
+    if (value.size() < 4) {
+      return absl::DataLossError("change log entry is truncated");
+    }
+    const uint32_t length = absl::little_endian::Load32(value.data());
+    value.remove_prefix(4);
+    if (value.size() < length) {
+      return absl::DataLossError(
+          absl::StrCat("change log entry is truncated: an id of ", length,
+                       " bytes has only ", value.size(), " left"));
+    }
+    point_ids->emplace_back(value.substr(0, length));
+    value.remove_prefix(length);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace vecdb::storage

@@ -5,8 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 
 namespace vecdb::storage {
 
@@ -32,6 +34,19 @@ absl::StatusOr<StoredPoint> DecodePoint(absl::string_view value);
 // point id, so that one collection's points form one contiguous key range.
 std::string EncodePointKey(uint64_t collection_id, absl::string_view point_id);
 std::string EncodeCollectionPrefix(uint64_t collection_id);
+
+// Change log keys are the collection id and the write's sequence number, each
+// as 8 big-endian bytes, so that a collection's changes sort by sequence.
+std::string EncodeChangeKey(uint64_t collection_id, uint64_t sequence);
+
+// A change log value lists the ids one write put or deleted: for each, its
+// length as a little-endian uint32, then its bytes.
+std::string EncodeChangedIds(absl::Span<const std::string> point_ids);
+
+// Appends the ids of a value written by EncodeChangedIds to `point_ids`.
+// Returns DATA_LOSS when the value is truncated.
+absl::Status DecodeChangedIds(absl::string_view value,
+                              std::vector<std::string>* point_ids);
 
 }  // namespace vecdb::storage
 

@@ -1,20 +1,31 @@
 #include "storage/storage.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/base/internal/endian.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "rocksdb/options.h"
+#include "rocksdb/utilities/checkpoint.h"
 
 namespace vecdb::storage {
 namespace {
 
 constexpr char kCollectionsFamily[] = "collections";
 constexpr char kPointsFamily[] = "points";
+constexpr char kChangesFamily[] = "changes";
 
 // Key in the default column family holding the next collection id.
 constexpr char kNextCollectionIdKey[] = "next_collection_id";
+
+// Prefixes of the keys in the default column family holding a collection's
+// last write sequence and the sequence its change log was trimmed through,
+// each followed by the collection id as 8 big-endian bytes.
+constexpr char kSequenceKeyPrefix[] = "sequence/";
+constexpr char kTrimmedKeyPrefix[] = "trimmed/";
 
 // Collection record layout, version 1: one version byte, the id as 8
 // big-endian bytes, then the configuration bytes.
@@ -66,6 +77,21 @@ absl::StatusOr<CollectionRecord> DecodeCollectionValue(
   return record;
 }
 
+std::string SequenceKey(uint64_t collection_id) {
+  return absl::StrCat(kSequenceKeyPrefix,
+                      EncodeCollectionPrefix(collection_id));
+}
+
+std::string TrimmedKey(uint64_t collection_id) {
+  return absl::StrCat(kTrimmedKeyPrefix, EncodeCollectionPrefix(collection_id));
+}
+
+std::string EncodeSequence(uint64_t sequence) {
+  std::string value(8, '\0');
+  absl::big_endian::Store64(value.data(), sequence);
+  return value;
+}
+
 }  // namespace
 
 void PointBatch::Put(absl::string_view point_id, const StoredPoint& point) {
@@ -88,6 +114,7 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(
       {rocksdb::kDefaultColumnFamilyName, family_options},
       {kCollectionsFamily, family_options},
       {kPointsFamily, family_options},
+      {kChangesFamily, family_options},
   };
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -115,10 +142,12 @@ Storage::Storage(std::unique_ptr<rocksdb::DB> db,
       meta_(handles[0]),
       collections_(handles[1]),
       points_(handles[2]),
+      changes_(handles[3]),
       sync_writes_(sync_writes) {}
 
 Storage::~Storage() {
-  for (rocksdb::ColumnFamilyHandle* handle : {meta_, collections_, points_}) {
+  for (rocksdb::ColumnFamilyHandle* handle :
+       {meta_, collections_, points_, changes_}) {
     // A destructor cannot report errors, and none would change what
     // follows.
     db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
@@ -184,20 +213,130 @@ absl::Status Storage::DropCollection(const CollectionRecord& collection) {
   rocksdb::WriteBatch batch;
   rocksdb::Status status = batch.Delete(collections_, collection.name);
   if (status.ok()) status = batch.DeleteRange(points_, begin, end);
+  if (status.ok()) status = batch.DeleteRange(changes_, begin, end);
+  if (status.ok()) status = batch.Delete(meta_, SequenceKey(collection.id));
+  if (status.ok()) status = batch.Delete(meta_, TrimmedKey(collection.id));
   if (!status.ok()) return FromRocks(status, "building the drop write");
   return Commit(&batch);
 }
 
-absl::Status Storage::Write(uint64_t collection_id, const PointBatch& batch) {
+absl::Status Storage::Write(uint64_t collection_id, uint64_t sequence,
+                            const PointBatch& batch) {
   rocksdb::WriteBatch write_batch;
+  std::vector<std::string> changed;
+  changed.reserve(batch.writes_.size());
+  rocksdb::Status status;
   for (const PointBatch::Write& write : batch.writes_) {
     const std::string key = EncodePointKey(collection_id, write.point_id);
-    rocksdb::Status status = write.value.has_value()
-                                 ? write_batch.Put(points_, key, *write.value)
-                                 : write_batch.Delete(points_, key);
-    if (!status.ok()) return FromRocks(status, "building the point write");
+    status = write.value.has_value()
+                 ? write_batch.Put(points_, key, *write.value)
+                 : write_batch.Delete(points_, key);
+    if (!status.ok()) break;
+    changed.push_back(write.point_id);
   }
+  if (status.ok()) {
+    status = write_batch.Put(changes_, EncodeChangeKey(collection_id, sequence),
+                             EncodeChangedIds(changed));
+  }
+  if (status.ok()) {
+    status = write_batch.Put(meta_, SequenceKey(collection_id),
+                             EncodeSequence(sequence));
+  }
+  if (!status.ok()) return FromRocks(status, "building the point write");
   return Commit(&write_batch);
+}
+
+absl::StatusOr<uint64_t> Storage::LastSequence(uint64_t collection_id,
+                                               const ReadView& view) {
+  return ReadSequence(SequenceKey(collection_id), view);
+}
+
+absl::StatusOr<uint64_t> Storage::ReadSequence(const std::string& key,
+                                               const ReadView& view) {
+  rocksdb::ReadOptions read_options;
+  read_options.snapshot = view.get();
+  std::string value;
+  rocksdb::Status status = db_->Get(read_options, meta_, key, &value);
+  if (status.IsNotFound()) return 0;
+  if (!status.ok()) return FromRocks(status, "reading a sequence number");
+  if (value.size() != 8) {
+    return absl::DataLossError(absl::StrCat("sequence number under key \"",
+                                            absl::CHexEscape(key), "\" has ",
+                                            value.size(), " bytes, not 8"));
+  }
+  return absl::big_endian::Load64(value.data());
+}
+
+absl::StatusOr<std::vector<std::string>> Storage::ChangedIdsAfter(
+    uint64_t collection_id, uint64_t after, const ReadView& view) {
+  absl::StatusOr<uint64_t> last =
+      ReadSequence(SequenceKey(collection_id), view);
+  if (!last.ok()) return last.status();
+  std::vector<std::string> changed;
+  if (*last <= after) return changed;
+  absl::StatusOr<uint64_t> trimmed =
+      ReadSequence(TrimmedKey(collection_id), view);
+  if (!trimmed.ok()) return trimmed.status();
+  if (*trimmed > after) {
+    return absl::DataLossError(absl::StrCat(
+        "the change log of collection ", collection_id, " starts after ",
+        *trimmed, ", so the changes after ", after, " are gone"));
+  }
+
+  const std::string begin = EncodeChangeKey(collection_id, after + 1);
+  const std::string end = EncodeCollectionPrefix(collection_id + 1);
+  rocksdb::Slice upper_bound(end);
+  rocksdb::ReadOptions read_options;
+  read_options.snapshot = view.get();
+  read_options.iterate_upper_bound = &upper_bound;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(read_options, changes_));
+  it->Seek(begin);
+  for (; it->Valid(); it->Next()) {
+    if (absl::Status status = DecodeChangedIds(View(it->value()), &changed);
+        !status.ok()) {
+      return status;
+    }
+  }
+  if (absl::Status status = FromRocks(it->status(), "reading the change log");
+      !status.ok()) {
+    return status;
+  }
+
+  // Keep each id at its last change only.
+  absl::flat_hash_set<std::string> seen;
+  std::vector<std::string> distinct;
+  for (auto it_id = changed.rbegin(); it_id != changed.rend(); ++it_id) {
+    if (seen.insert(*it_id).second) distinct.push_back(std::move(*it_id));
+  }
+  std::reverse(distinct.begin(), distinct.end());
+  return distinct;
+}
+
+absl::Status Storage::TrimChanges(uint64_t collection_id, uint64_t through) {
+  rocksdb::WriteBatch batch;
+  rocksdb::Status status =
+      batch.DeleteRange(changes_, EncodeCollectionPrefix(collection_id),
+                        EncodeChangeKey(collection_id, through + 1));
+  if (status.ok()) {
+    status =
+        batch.Put(meta_, TrimmedKey(collection_id), EncodeSequence(through));
+  }
+  if (!status.ok()) return FromRocks(status, "building the change log trim");
+  return Commit(&batch);
+}
+
+absl::Status Storage::CreateCheckpoint(const std::string& dir) {
+  rocksdb::Checkpoint* raw_checkpoint = nullptr;
+  rocksdb::Status status =
+      rocksdb::Checkpoint::Create(db_.get(), &raw_checkpoint);
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw_checkpoint);
+  if (status.ok()) {
+    // Flush first, so that the copy needs no write-ahead log replay.
+    status = checkpoint->CreateCheckpoint(dir, /*log_size_for_flush=*/0);
+  }
+  return FromRocks(status,
+                   absl::StrCat("writing a RocksDB checkpoint to ", dir));
 }
 
 ReadView Storage::TakeReadView() {

@@ -45,6 +45,8 @@ class PointBatch {
   void Put(absl::string_view point_id, const StoredPoint& point);
   void Delete(absl::string_view point_id);
 
+  bool empty() const { return writes_.empty(); }
+
  private:
   friend class Storage;
   struct Write {
@@ -57,6 +59,9 @@ class PointBatch {
 // Durable storage of collections and points in RocksDB. Collections live in
 // the "collections" column family keyed by name; points in the "points"
 // column family keyed by collection id and point id (see point_codec.h).
+// Every write to a collection carries a sequence number, stored with the
+// ids it changed in the "changes" column family, so that an index saved at
+// one sequence can be brought up to date by replaying the later changes.
 //
 // Thread-safe: every method may be called concurrently.
 class Storage {
@@ -77,12 +82,34 @@ class Storage {
   absl::StatusOr<uint64_t> CreateCollection(absl::string_view name,
                                             absl::string_view config);
 
-  // Deletes the collection record and all its points in one write.
+  // Deletes the collection record, its points and its change log in one
+  // write.
   absl::Status DropCollection(const CollectionRecord& collection);
 
   // Applies every write of `batch` to the collection's points atomically and
-  // durably (per StorageOptions::sync_writes).
-  absl::Status Write(uint64_t collection_id, const PointBatch& batch);
+  // durably (per StorageOptions::sync_writes), logging the changed ids under
+  // `sequence`, which must be greater than every earlier sequence of the
+  // collection.
+  absl::Status Write(uint64_t collection_id, uint64_t sequence,
+                     const PointBatch& batch);
+
+  // Returns the sequence of the collection's last write seen by `view` (the
+  // latest state when null), 0 when it has none.
+  absl::StatusOr<uint64_t> LastSequence(uint64_t collection_id,
+                                        const ReadView& view);
+
+  // Returns the distinct ids that writes with a sequence above `after`
+  // changed, as seen by `view`, each once, ordered by its last change.
+  // DATA_LOSS when the log no longer reaches back to `after`.
+  absl::StatusOr<std::vector<std::string>> ChangedIdsAfter(
+      uint64_t collection_id, uint64_t after, const ReadView& view);
+
+  // Forgets the change log up to and including sequence `through`.
+  absl::Status TrimChanges(uint64_t collection_id, uint64_t through);
+
+  // Writes a consistent copy of the whole database to `dir`, which must not
+  // exist, hard-linking files where it can (see rocksdb::Checkpoint).
+  absl::Status CreateCheckpoint(const std::string& dir);
 
   // Takes a read view of the current state; it is released when the last
   // copy is destroyed, which must happen before the Storage is destroyed.
@@ -110,11 +137,15 @@ class Storage {
           std::vector<rocksdb::ColumnFamilyHandle*> handles, bool sync_writes);
 
   absl::Status Commit(rocksdb::WriteBatch* batch);
+  // Reads an 8-byte sequence number from the default family; 0 when absent.
+  absl::StatusOr<uint64_t> ReadSequence(const std::string& key,
+                                        const ReadView& view);
 
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;         // default family
   rocksdb::ColumnFamilyHandle* collections_ = nullptr;  // name -> record
   rocksdb::ColumnFamilyHandle* points_ = nullptr;       // key -> point
+  rocksdb::ColumnFamilyHandle* changes_ = nullptr;      // sequence -> ids
   const bool sync_writes_;
   // Serializes CreateCollection so that two creates never share an id.
   absl::Mutex create_mutex_;

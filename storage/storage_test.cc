@@ -1,6 +1,7 @@
 #include "storage/storage.h"
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::vecdb::testing::IsOkAndHolds;
 using ::vecdb::testing::StatusIs;
 
 class StorageTest : public ::testing::Test {
@@ -43,7 +45,7 @@ class StorageTest : public ::testing::Test {
                 std::vector<float> vector, std::string metadata = "") {
     PointBatch batch;
     batch.Put(id, StoredPoint{std::move(vector), std::move(metadata)});
-    ASSERT_OK(storage_->Write(collection, batch));
+    ASSERT_OK(storage_->Write(collection, ++sequences_[collection], batch));
   }
 
   std::vector<std::string> ScanIds(uint64_t collection) {
@@ -58,6 +60,8 @@ class StorageTest : public ::testing::Test {
 
   std::filesystem::path path_;
   std::unique_ptr<Storage> storage_;
+  // The last write sequence used per collection.
+  std::map<uint64_t, uint64_t> sequences_;
 };
 
 TEST(PointCodecTest, RoundTripsVectorAndMetadata) {
@@ -127,7 +131,7 @@ TEST_F(StorageTest, BatchAppliesPutsAndDeletesTogether) {
   PointBatch batch;
   batch.Put("new", StoredPoint{{2}, "m"});
   batch.Delete("old");
-  ASSERT_OK(storage_->Write(1, batch));
+  ASSERT_OK(storage_->Write(1, 2, batch));
   Reopen();
   EXPECT_THAT(ScanIds(1), ElementsAre("new"));
 }
@@ -163,6 +167,75 @@ TEST_F(StorageTest, ScanStopsAtVisitorError) {
       });
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kAborted, "stop"));
   EXPECT_EQ(visited, 1);
+}
+
+TEST_F(StorageTest, ChangeLogListsIdsChangedAfterASequence) {
+  PutPoint(1, "a", {1});  // sequence 1
+  PutPoint(1, "b", {2});  // 2
+  PutPoint(2, "other", {3});
+  PointBatch batch;
+  batch.Delete("a");
+  batch.Put("c", StoredPoint{{4}, ""});
+  ASSERT_OK(storage_->Write(1, 3, batch));
+  sequences_[1] = 3;
+  PutPoint(1, "b", {5});  // 4
+
+  EXPECT_THAT(storage_->LastSequence(1, nullptr), IsOkAndHolds(4));
+  EXPECT_THAT(storage_->LastSequence(3, nullptr), IsOkAndHolds(0));
+  // Each id once, at its last change.
+  EXPECT_THAT(storage_->ChangedIdsAfter(1, 0, nullptr),
+              IsOkAndHolds(ElementsAre("a", "c", "b")));
+  EXPECT_THAT(storage_->ChangedIdsAfter(1, 2, nullptr),
+              IsOkAndHolds(ElementsAre("a", "c", "b")));
+  EXPECT_THAT(storage_->ChangedIdsAfter(1, 3, nullptr),
+              IsOkAndHolds(ElementsAre("b")));
+  EXPECT_THAT(storage_->ChangedIdsAfter(1, 4, nullptr),
+              IsOkAndHolds(ElementsAre()));
+}
+
+TEST_F(StorageTest, ChangeLogSurvivesReopenAndTrimRefusesOlderReads) {
+  PutPoint(1, "a", {1});
+  PutPoint(1, "b", {2});
+  PutPoint(1, "c", {3});
+  ASSERT_OK(storage_->TrimChanges(1, 2));
+  Reopen();
+  EXPECT_THAT(storage_->ChangedIdsAfter(1, 2, nullptr),
+              IsOkAndHolds(ElementsAre("c")));
+  EXPECT_THAT(storage_->ChangedIdsAfter(1, 1, nullptr),
+              StatusIs(absl::StatusCode::kDataLoss, ::testing::_));
+}
+
+TEST_F(StorageTest, DropForgetsSequenceAndChangeLog) {
+  PutPoint(1, "a", {1});
+  CollectionRecord record;
+  record.id = 1;
+  record.name = "gone";
+  ASSERT_OK(storage_->DropCollection(record));
+  EXPECT_THAT(storage_->LastSequence(1, nullptr), IsOkAndHolds(0));
+  EXPECT_THAT(storage_->ChangedIdsAfter(1, 0, nullptr),
+              IsOkAndHolds(ElementsAre()));
+}
+
+TEST_F(StorageTest, CheckpointIsAnOpenableCopy) {
+  PutPoint(1, "a", {1});
+  const std::filesystem::path copy = path_.string() + "-copy";
+  ASSERT_OK(storage_->CreateCheckpoint(copy.string()));
+  PutPoint(1, "b", {2});
+
+  StorageOptions options;
+  options.path = copy.string();
+  absl::StatusOr<std::unique_ptr<Storage>> opened = Storage::Open(options);
+  ASSERT_OK(opened);
+  std::vector<std::string> ids;
+  ASSERT_OK(
+      (*opened)->ScanPoints(1, nullptr, [&](absl::string_view id, StoredPoint) {
+        ids.emplace_back(id);
+        return absl::OkStatus();
+      }));
+  EXPECT_THAT(ids, ElementsAre("a"));
+  EXPECT_THAT((*opened)->LastSequence(1, nullptr), IsOkAndHolds(1));
+  opened->reset();
+  std::filesystem::remove_all(copy);
 }
 
 }  // namespace

@@ -27,6 +27,15 @@ MATCHER_P2(StatusIs, code, message_matcher, "") {
          ::testing::Matches(message_matcher)(std::string(status.message()));
 }
 
+// Matches an OK StatusOr whose value matches `value_matcher`.
+MATCHER_P(IsOkAndHolds, value_matcher, "") {
+  if (!arg.ok()) {
+    *result_listener << "status is " << arg.status();
+    return false;
+  }
+  return ::testing::ExplainMatchResult(value_matcher, *arg, result_listener);
+}
+
 }  // namespace vecdb::testing
 
 // Both copy the status, because `expression` may be a temporary.

@@ -191,8 +191,13 @@ class KillDuringStartupTest(ModelTestCase):
         file.
 
         Unlike the harness, this does not wait until the server serves, so
-        a signal can reach it while it still loads its data.
+        a signal can reach it while it still loads its data. The index
+        checkpoints are removed first, so that the server rebuilds its
+        indexes from storage, which takes long enough to be interrupted.
         """
+        index_dir = os.path.join(self.server.data_dir, "indexes")
+        for name in os.listdir(index_dir):
+            os.remove(os.path.join(index_dir, name))
         run_dir = tempfile.mkdtemp(prefix="vecdb-e2e-startup-")
         self.addCleanup(shutil.rmtree, run_dir, ignore_errors=True)
         port_file = os.path.join(run_dir, "port")

@@ -1,0 +1,434 @@
+// Index checkpoints and compaction: saving a collection's index to files,
+// loading it back with the writes that came after, and rebuilding it without
+// deleted labels.
+
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "engine/collection.h"
+#include "engine/index_file.h"
+#include "engine/validation.h"
+#include "spdlog/spdlog.h"
+
+namespace vecdb::engine {
+namespace {
+
+// Vectors added to a new index per FAISS call during a compaction; between
+// calls the compaction checks whether it should stop.
+constexpr size_t kCompactionChunk = 16384;
+
+double Megabytes(const std::string& path) {
+  std::error_code error;
+  const uintmax_t bytes = std::filesystem::file_size(path, error);
+  return error ? 0.0 : static_cast<double>(bytes) / (1 << 20);
+}
+
+// Moves a file that failed to load aside, so that it is never tried again
+// but stays for inspection.
+void SetAside(const std::string& path) {
+  std::error_code error;
+  std::filesystem::rename(path, path + ".rejected", error);
+}
+
+// Keeps each id at its last position only.
+std::vector<std::string> Distinct(std::vector<std::string> ids) {
+  absl::flat_hash_set<std::string> seen;
+  std::vector<std::string> distinct;
+  for (auto it = ids.rbegin(); it != ids.rend(); ++it) {
+    if (seen.insert(*it).second) distinct.push_back(std::move(*it));
+  }
+  std::reverse(distinct.begin(), distinct.end());
+  return distinct;
+}
+
+}  // namespace
+
+absl::StatusOr<bool> Collection::LoadCheckpoint() {
+  absl::StatusOr<std::vector<IndexFileEntry>> files =
+      ListIndexFiles(index_dir_);
+  if (!files.ok()) return files.status();
+  std::vector<IndexFileEntry> mine;
+  for (IndexFileEntry& file : *files) {
+    if (file.collection_id == id_) mine.push_back(std::move(file));
+  }
+  if (mine.empty()) return false;
+
+  absl::MutexLock maintenance_lock(&maintenance_mutex_);
+  absl::MutexLock write_lock(&write_mutex_);
+  absl::MutexLock index_lock(&index_mutex_);
+  view_ = storage_->TakeReadView();
+  absl::StatusOr<uint64_t> last = storage_->LastSequence(id_, view_);
+  if (!last.ok()) return last.status();
+  const index::IndexSpec spec = ToIndexSpec(config_);
+
+  for (size_t i = 0; i < mine.size(); ++i) {
+    const IndexFileEntry& file = mine[i];
+    const absl::Time start = absl::Now();
+    if (file.sequence > *last) {
+      spdlog::warn(
+          "[{}] index file {} is not used: it is stamped with write {}, but "
+          "storage ends at write {}; moved aside as .rejected",
+          config_.name, file.path, file.sequence, *last);
+      SetAside(file.path);
+      continue;
+    }
+    absl::StatusOr<IndexCheckpoint> checkpoint =
+        ReadIndexFile(file.path, id_, spec);
+    if (!checkpoint.ok()) {
+      spdlog::warn("[{}] index file is not used: {}; moved aside as .rejected",
+                   config_.name, std::string(checkpoint.status().message()));
+      SetAside(file.path);
+      continue;
+    }
+    absl::StatusOr<std::vector<std::string>> changed =
+        storage_->ChangedIdsAfter(id_, file.sequence, view_);
+    if (!changed.ok()) {
+      spdlog::warn("[{}] index file {} is not used: {}", config_.name,
+                   file.path, std::string(changed.status().message()));
+      continue;
+    }
+
+    index_ = std::move(checkpoint->index);
+    label_to_id_ = std::move(checkpoint->label_to_id);
+    id_to_label_.clear();
+    id_to_label_.reserve(index_->live_count());
+    live_id_bytes_ = 0;
+    for (size_t label = 0; label < label_to_id_.size(); ++label) {
+      const std::string& id = label_to_id_[label];
+      if (id.empty()) continue;
+      id_to_label_.emplace(id, static_cast<index::Label>(label));
+      live_id_bytes_ += id.size();
+    }
+    if (static_cast<int64_t>(id_to_label_.size()) != index_->live_count()) {
+      return absl::DataLossError(absl::StrCat(
+          file.path, " names ", id_to_label_.size(),
+          " distinct live points, but its index has ", index_->live_count()));
+    }
+    if (absl::Status status = ReplayChanges(*changed, view_); !status.ok()) {
+      return status;
+    }
+    last_sequence_ = *last;
+    applied_sequence_ = *last;
+    checkpoint_sequence_ = file.sequence;
+    previous_checkpoint_sequence_ =
+        i + 1 < mine.size() ? mine[i + 1].sequence : 0;
+    unsaved_changes_ = changed->size();
+    first_unsaved_change_ = absl::Now();
+    spdlog::info(
+        "[{}] index loaded from {} ({:.1f} MB, write {}), {} points changed "
+        "since replayed; {} points in {:.2f} s",
+        config_.name, file.path, Megabytes(file.path), file.sequence,
+        changed->size(), id_to_label_.size(),
+        absl::ToDoubleSeconds(absl::Now() - start));
+    return true;
+  }
+  spdlog::warn("[{}] no usable index file; rebuilding the index from storage",
+               config_.name);
+  return false;
+}
+
+absl::Status Collection::ReplayChanges(absl::Span<const std::string> ids,
+                                       const storage::ReadView& view) {
+  absl::StatusOr<std::vector<std::optional<storage::StoredPoint>>> stored =
+      storage_->GetPoints(id_, ids, view);
+  if (!stored.ok()) return stored.status();
+  std::vector<const std::string*> present;
+  std::vector<float> vectors;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const std::optional<storage::StoredPoint>& point = (*stored)[i];
+    if (!point.has_value()) {
+      auto it = id_to_label_.find(ids[i]);
+      if (it == id_to_label_.end()) continue;
+      RetireLabel(it->second);
+      id_to_label_.erase(it);
+      continue;
+    }
+    if (point->vector.size() != config_.dimension) {
+      return absl::DataLossError(
+          absl::StrCat("stored point '", ids[i], "' of collection '",
+                       config_.name, "' has ", point->vector.size(),
+                       " components, the dimension is ", config_.dimension));
+    }
+    google::protobuf::RepeatedField<float> vector(point->vector.begin(),
+                                                  point->vector.end());
+    vectors.resize(vectors.size() + config_.dimension);
+    PrepareForIndex(vector, config_.metric,
+                    vectors.data() + vectors.size() - config_.dimension);
+    present.push_back(&ids[i]);
+  }
+  return ApplyUpserts(present, vectors, view);
+}
+
+absl::Status Collection::WriteCheckpoint() {
+  absl::MutexLock lock(&maintenance_mutex_);
+  return SaveIndex(/*force=*/false);
+}
+
+absl::Status Collection::SaveIndex(bool force) {
+  const absl::Time start = absl::Now();
+  uint64_t sequence = 0;
+  uint64_t saved_changes = 0;
+  int64_t labels = 0;
+  std::string temporary;
+  {
+    // Holding the write lock keeps writers out without making searches wait
+    // behind a writer queued for the index lock.
+    absl::MutexLock write_lock(&write_mutex_);
+    if (dropped_) return absl::OkStatus();
+    absl::ReaderMutexLock index_lock(&index_mutex_);
+    if (index_incomplete_) return absl::OkStatus();
+    sequence = applied_sequence_;
+    if (sequence == checkpoint_sequence_ && !force) return absl::OkStatus();
+    labels = index_->size();
+    saved_changes = unsaved_changes_;
+    temporary = (std::filesystem::path(index_dir_) /
+                 (IndexFileName(id_, sequence) + ".tmp"))
+                    .string();
+    absl::Status status =
+        WriteIndexFile(temporary, id_, sequence, *index_, label_to_id_);
+    if (!status.ok()) {
+      std::error_code error;
+      std::filesystem::remove(temporary, error);
+      return status;
+    }
+  }
+
+  const std::string path =
+      (std::filesystem::path(index_dir_) / IndexFileName(id_, sequence))
+          .string();
+  if (absl::Status status = SyncAndRename(temporary, path); !status.ok()) {
+    std::error_code error;
+    std::filesystem::remove(temporary, error);
+    return status;
+  }
+  if (sequence != checkpoint_sequence_) {
+    previous_checkpoint_sequence_ = checkpoint_sequence_;
+    checkpoint_sequence_ = sequence;
+  }
+  {
+    absl::MutexLock write_lock(&write_mutex_);
+    unsaved_changes_ -= std::min(unsaved_changes_, saved_changes);
+    if (dropped_) {
+      RemoveIndexFiles({});
+      return absl::OkStatus();
+    }
+  }
+  RemoveIndexFiles({checkpoint_sequence_, previous_checkpoint_sequence_});
+  if (previous_checkpoint_sequence_ > 0) {
+    if (absl::Status status =
+            storage_->TrimChanges(id_, previous_checkpoint_sequence_);
+        !status.ok()) {
+      spdlog::warn("[{}] change log not trimmed: {}", config_.name,
+                   std::string(status.message()));
+    }
+  }
+  spdlog::info(
+      "[{}] index saved to {}: {} labels, write {}, {:.1f} MB in "
+      "{:.2f} s",
+      config_.name, path, labels, sequence, Megabytes(path),
+      absl::ToDoubleSeconds(absl::Now() - start));
+  return absl::OkStatus();
+}
+
+void Collection::RemoveIndexFiles(absl::Span<const uint64_t> keep) {
+  absl::StatusOr<std::vector<IndexFileEntry>> files =
+      ListIndexFiles(index_dir_);
+  if (!files.ok()) return;
+  for (const IndexFileEntry& file : *files) {
+    if (file.collection_id != id_ ||
+        std::find(keep.begin(), keep.end(), file.sequence) != keep.end()) {
+      continue;
+    }
+    std::error_code error;
+    std::filesystem::remove(file.path, error);
+    if (error) {
+      spdlog::warn("[{}] cannot remove old index file {}: {}", config_.name,
+                   file.path, error.message());
+    }
+  }
+}
+
+std::string Collection::CheckpointPath() {
+  absl::MutexLock lock(&maintenance_mutex_);
+  if (checkpoint_sequence_ == 0) return "";
+  return (std::filesystem::path(index_dir_) /
+          IndexFileName(id_, checkpoint_sequence_))
+      .string();
+}
+
+absl::Status Collection::Maintain(const MaintenanceOptions& options,
+                                  const std::atomic<bool>& cancel) {
+  bool compact = false;
+  bool save = false;
+  {
+    absl::MutexLock write_lock(&write_mutex_);
+    if (dropped_) return absl::OkStatus();
+    absl::ReaderMutexLock index_lock(&index_mutex_);
+    const int64_t deleted = index_->deleted_count();
+    compact =
+        deleted >= options.compact_min_deleted &&
+        static_cast<double>(deleted) >= options.compact_deleted_fraction *
+                                            static_cast<double>(index_->size());
+    save = unsaved_changes_ >= options.checkpoint_changes ||
+           (unsaved_changes_ > 0 &&
+            absl::Now() - first_unsaved_change_ >= options.checkpoint_interval);
+  }
+  if (compact) {
+    absl::Status status = Compact(cancel);
+    return absl::IsCancelled(status) ? absl::OkStatus() : status;
+  }
+  return save ? WriteCheckpoint() : absl::OkStatus();
+}
+
+absl::Status Collection::Compact(const std::atomic<bool>& cancel) {
+  absl::MutexLock maintenance_lock(&maintenance_mutex_);
+  const absl::Time start = absl::Now();
+
+  // Copy the live vectors; writers wait, searches go on.
+  std::vector<std::string> ids;
+  std::vector<float> vectors;
+  int64_t old_labels = 0;
+  {
+    absl::MutexLock write_lock(&write_mutex_);
+    if (dropped_) return absl::OkStatus();
+    absl::ReaderMutexLock index_lock(&index_mutex_);
+    if (index_incomplete_) return absl::OkStatus();
+    old_labels = index_->size();
+    ids.reserve(index_->live_count());
+    vectors.reserve(static_cast<size_t>(index_->live_count()) *
+                    config_.dimension);
+    for (index::Label label = 0; label < old_labels; ++label) {
+      if (index_->IsDeleted(label)) continue;
+      ids.push_back(label_to_id_[label]);
+      const float* vector = index_->StoredVector(label);
+      vectors.insert(vectors.end(), vector, vector + config_.dimension);
+    }
+    compacting_ = true;
+    changed_while_compacting_.clear();
+  }
+  auto stop_compacting = [this] {
+    absl::MutexLock write_lock(&write_mutex_);
+    compacting_ = false;
+    std::vector<std::string>().swap(changed_while_compacting_);
+  };
+
+  // Build the new index with no lock held.
+  absl::StatusOr<std::unique_ptr<index::VectorIndex>> rebuilt =
+      index::VectorIndex::Create(ToIndexSpec(config_));
+  if (!rebuilt.ok()) {
+    stop_compacting();
+    return rebuilt.status();
+  }
+  std::unique_ptr<index::VectorIndex> fresh = *std::move(rebuilt);
+  for (size_t first = 0; first < ids.size(); first += kCompactionChunk) {
+    if (cancel.load()) {
+      stop_compacting();
+      return absl::CancelledError("compaction stopped");
+    }
+    const size_t count = std::min(kCompactionChunk, ids.size() - first);
+    if (absl::Status status = fresh->Add(
+            static_cast<int64_t>(count),
+            vectors.data() + first * static_cast<size_t>(config_.dimension));
+        !status.ok()) {
+      stop_compacting();
+      return status;
+    }
+  }
+  std::vector<float>().swap(vectors);
+  std::vector<std::string> fresh_label_to_id = std::move(ids);
+  absl::flat_hash_map<std::string, index::Label> fresh_id_to_label;
+  fresh_id_to_label.reserve(fresh_label_to_id.size());
+  for (size_t label = 0; label < fresh_label_to_id.size(); ++label) {
+    fresh_id_to_label.emplace(fresh_label_to_id[label],
+                              static_cast<index::Label>(label));
+  }
+
+  // Carries the current state of `changed` ids over to the new index.
+  auto carry_over =
+      [&](std::vector<std::string> changed)
+          ABSL_SHARED_LOCKS_REQUIRED(index_mutex_) {
+            std::vector<std::string> current;
+            std::vector<float> current_vectors;
+            for (std::string& id : Distinct(std::move(changed))) {
+              auto old = fresh_id_to_label.find(id);
+              if (old != fresh_id_to_label.end()) {
+                fresh->MarkDeleted(old->second);
+                std::string().swap(fresh_label_to_id[old->second]);
+                fresh_id_to_label.erase(old);
+              }
+              auto live = id_to_label_.find(id);
+              if (live == id_to_label_.end()) continue;
+              const float* vector = index_->StoredVector(live->second);
+              current_vectors.insert(current_vectors.end(), vector,
+                                     vector + config_.dimension);
+              current.push_back(std::move(id));
+            }
+            const index::Label first = fresh->size();
+            absl::Status status = fresh->Add(
+                static_cast<int64_t>(current.size()), current_vectors.data());
+            if (!status.ok()) return status;
+            for (size_t i = 0; i < current.size(); ++i) {
+              fresh_id_to_label.emplace(current[i],
+                                        first + static_cast<index::Label>(i));
+              fresh_label_to_id.push_back(std::move(current[i]));
+            }
+            return absl::OkStatus();
+          };
+  auto take_changed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mutex_) {
+    std::vector<std::string> changed;
+    changed.swap(changed_while_compacting_);
+    return changed;
+  };
+
+  // First carry over without stopping writers, then stop them for the last
+  // few changes and the swap.
+  std::vector<std::string> changed;
+  {
+    absl::MutexLock write_lock(&write_mutex_);
+    changed = take_changed();
+  }
+  {
+    absl::ReaderMutexLock index_lock(&index_mutex_);
+    if (absl::Status status = carry_over(std::move(changed)); !status.ok()) {
+      stop_compacting();
+      return status;
+    }
+  }
+  std::unique_ptr<index::VectorIndex> old_index;
+  int64_t new_labels = 0;
+  {
+    absl::MutexLock write_lock(&write_mutex_);
+    if (dropped_) {
+      compacting_ = false;
+      return absl::OkStatus();
+    }
+    {
+      absl::ReaderMutexLock index_lock(&index_mutex_);
+      if (absl::Status status = carry_over(take_changed()); !status.ok()) {
+        compacting_ = false;
+        return status;
+      }
+    }
+    uint64_t id_bytes = 0;
+    for (const auto& [id, label] : fresh_id_to_label) id_bytes += id.size();
+    new_labels = fresh->size();
+    absl::MutexLock index_lock(&index_mutex_);
+    old_index = std::exchange(index_, std::move(fresh));
+    label_to_id_.swap(fresh_label_to_id);
+    id_to_label_.swap(fresh_id_to_label);
+    live_id_bytes_ = id_bytes;
+    compacting_ = false;
+  }
+  spdlog::info("[{}] index compacted from {} to {} labels in {:.2f} s",
+               config_.name, old_labels, new_labels,
+               absl::ToDoubleSeconds(absl::Now() - start));
+  old_index.reset();
+  return SaveIndex(/*force=*/true);
+}
+
+}  // namespace vecdb::engine
