@@ -31,7 +31,8 @@ std::vector<float> VectorFor(int seed) {
 std::vector<v1::Point> PointsFor(int first, int count, int version = 0) {
   std::vector<v1::Point> points;
   for (int i = first; i < first + count; ++i) {
-    points.push_back(MakePoint(absl::StrCat("p", i), VectorFor(i + version * 1000003),
+    points.push_back(MakePoint(absl::StrCat("p", i),
+                               VectorFor(i + version * 1000003),
                                absl::StrCat("v", version)));
   }
   return points;
@@ -149,6 +150,13 @@ TEST_F(CheckpointTest, OpenAfterACrashReplaysWritesAfterTheCheckpoint) {
   std::unique_ptr<Database> crashed = OpenAt(CopyDataDir("-crashed"));
   std::shared_ptr<Collection> recovered = *crashed->GetCollection("c");
   EXPECT_THAT(recovered->CheckpointPath(), Not(IsEmpty()));
+  // The 50 new and 30 replaced points wait for the graph, and searches
+  // find them meanwhile.
+  EXPECT_EQ(recovered->Describe().unindexed_points(), 80u);
+  EXPECT_THAT(SearchedIds(*recovered), UnorderedElementsAreArray(stored));
+  ExpectEachPointFindsItself(*recovered, 250);
+  ASSERT_OK(crashed->MaintainNow());
+  EXPECT_EQ(recovered->Describe().unindexed_points(), 0u);
   EXPECT_THAT(SearchedIds(*recovered), UnorderedElementsAreArray(stored));
   ExpectEachPointFindsItself(*recovered, 250);
   absl::StatusOr<std::vector<v1::Point>> replaced =

@@ -134,6 +134,7 @@ v1::CollectionInfo Collection::Describe() {
   {
     absl::ReaderMutexLock lock(&index_mutex_);
     info.set_point_count(id_to_label_.size());
+    info.set_unindexed_points(index_->pending_count());
     // An estimate: each live id is stored twice, once in each map.
     info.set_memory_bytes(index_->MemoryBytes() + 2 * live_id_bytes_ +
                           label_to_id_.capacity() * sizeof(std::string) +
@@ -163,10 +164,11 @@ absl::Status Collection::Drop() {
 
 absl::Status Collection::ApplyUpserts(absl::Span<const std::string* const> ids,
                                       const std::vector<float>& vectors,
-                                      storage::ReadView view) {
+                                      storage::ReadView view,
+                                      index::AddMode mode) {
   const index::Label first_label = index_->size();
   if (absl::Status status =
-          index_->Add(static_cast<int64_t>(ids.size()), vectors.data());
+          index_->Add(static_cast<int64_t>(ids.size()), vectors.data(), mode);
       !status.ok()) {
     return status;
   }

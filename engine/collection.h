@@ -136,7 +136,9 @@ class Collection {
   absl::Status LoadFromStorage();
 
   // Makes the index reflect the current stored state of `ids`: adds or
-  // replaces the ones stored through `view`, retires the others.
+  // replaces the ones stored through `view`, retires the others. Added
+  // vectors wait for the HNSW graph (see AddMode), so that the collection
+  // serves at once.
   absl::Status ReplayChanges(absl::Span<const std::string> ids,
                              const storage::ReadView& view)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mutex_);
@@ -148,7 +150,8 @@ class Collection {
   // the index, retiring the labels those ids had before.
   absl::Status ApplyUpserts(absl::Span<const std::string* const> ids,
                             const std::vector<float>& vectors,
-                            storage::ReadView view)
+                            storage::ReadView view,
+                            index::AddMode mode = index::AddMode::kGraph)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mutex_);
 
   // Runs validated searches against one consistent state of the index and
@@ -173,6 +176,12 @@ class Collection {
   // Records a write of `ids` under `sequence` that the index now reflects.
   void NoteApplied(uint64_t sequence, absl::Span<const std::string* const> ids)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mutex_, index_mutex_);
+
+  // Moves vectors waiting for the HNSW graph into it, a few at a time so
+  // that searches and writes get in between, until none wait, `budget`
+  // passes or `cancel` is set.
+  absl::Status BuildPendingGraph(absl::Duration budget,
+                                 const std::atomic<bool>& cancel);
 
   // Saves a checkpoint unless the newest one is current and `force` is
   // false.

@@ -22,6 +22,14 @@ namespace {
 // calls the compaction checks whether it should stop.
 constexpr size_t kCompactionChunk = 16384;
 
+// Waiting vectors moved into the HNSW graph per exclusive hold of the
+// index. Small, because searches wait meanwhile.
+constexpr int64_t kGraphChunk = 256;
+
+// Longest a maintenance round spends moving waiting vectors into the graph
+// before it turns to compaction and checkpoints.
+constexpr absl::Duration kGraphBudget = absl::Seconds(5);
+
 double Megabytes(const std::string& path) {
   std::error_code error;
   const uintmax_t bytes = std::filesystem::file_size(path, error);
@@ -121,10 +129,11 @@ absl::StatusOr<bool> Collection::LoadCheckpoint() {
     first_unsaved_change_ = absl::Now();
     spdlog::info(
         "[{}] index loaded from {} ({:.1f} MB, write {}), {} points changed "
-        "since replayed; {} points in {:.2f} s",
+        "since replayed; {} points in {:.2f} s, {} of them waiting for the "
+        "graph",
         config_.name, file.path, Megabytes(file.path), file.sequence,
         changed->size(), id_to_label_.size(),
-        absl::ToDoubleSeconds(absl::Now() - start));
+        absl::ToDoubleSeconds(absl::Now() - start), index_->pending_count());
     return true;
   }
   spdlog::warn("[{}] no usable index file; rebuilding the index from storage",
@@ -161,7 +170,20 @@ absl::Status Collection::ReplayChanges(absl::Span<const std::string> ids,
                     vectors.data() + vectors.size() - config_.dimension);
     present.push_back(&ids[i]);
   }
-  return ApplyUpserts(present, vectors, view);
+  return ApplyUpserts(present, vectors, view, index::AddMode::kDeferGraph);
+}
+
+absl::Status Collection::BuildPendingGraph(absl::Duration budget,
+                                           const std::atomic<bool>& cancel) {
+  const absl::Time deadline = absl::Now() + budget;
+  while (!cancel.load() && absl::Now() < deadline) {
+    absl::MutexLock lock(&index_mutex_);
+    if (index_->pending_count() == 0) break;
+    if (absl::Status status = index_->IndexPending(kGraphChunk); !status.ok()) {
+      return status;
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Collection::WriteCheckpoint() {
@@ -263,6 +285,10 @@ std::string Collection::CheckpointPath() {
 
 absl::Status Collection::Maintain(const MaintenanceOptions& options,
                                   const std::atomic<bool>& cancel) {
+  if (absl::Status status = BuildPendingGraph(kGraphBudget, cancel);
+      !status.ok()) {
+    return status;
+  }
   bool compact = false;
   bool save = false;
   {

@@ -24,19 +24,22 @@ faiss::MetricType ToFaiss(IndexMetric metric) {
                                     : faiss::METRIC_INNER_PRODUCT;
 }
 
-// Admits labels that exist and are not marked deleted.
+// Admits labels that exist and are not marked deleted. FAISS sees the
+// positions in one index, which are the labels minus `offset`.
 class LiveLabelSelector : public faiss::IDSelector {
  public:
-  explicit LiveLabelSelector(const std::vector<uint8_t>& deleted)
-      : deleted_(deleted) {}
+  LiveLabelSelector(const std::vector<uint8_t>& deleted, Label offset)
+      : deleted_(deleted), offset_(offset) {}
 
-  bool is_member(faiss::Index::idx_t label) const override {
+  bool is_member(faiss::Index::idx_t position) const override {
+    const Label label = position + offset_;
     return label >= 0 && static_cast<size_t>(label) < deleted_.size() &&
            deleted_[label] == 0;
   }
 
  private:
   const std::vector<uint8_t>& deleted_;
+  const Label offset_;
 };
 
 // Sets how many OpenMP threads FAISS uses inside a call. A single query
@@ -47,9 +50,10 @@ void UseOpenMpThreads(int threads) { omp_set_num_threads(threads); }
 
 // Splits FAISS's `count` rows of `row_size` results into neighbour lists of
 // at most k, skipping the -1 labels FAISS pads missing results with.
+// FAISS positions are shifted by `offset` to become labels.
 std::vector<std::vector<Neighbor>> CollectNeighbors(
     int64_t count, int row_size, const std::vector<float>& distances,
-    const std::vector<faiss::Index::idx_t>& labels, int k) {
+    const std::vector<faiss::Index::idx_t>& labels, int k, Label offset = 0) {
   std::vector<std::vector<Neighbor>> rows(count);
   for (int64_t row = 0; row < count; ++row) {
     std::vector<Neighbor>& neighbors = rows[row];
@@ -58,10 +62,27 @@ std::vector<std::vector<Neighbor>> CollectNeighbors(
          ++i) {
       const size_t at = static_cast<size_t>(row) * row_size + i;
       if (labels[at] < 0) continue;
-      neighbors.push_back({labels[at], distances[at]});
+      neighbors.push_back({labels[at] + offset, distances[at]});
     }
   }
   return rows;
+}
+
+// Merges `extra` into `rows`, row by row, keeping the best k of each.
+void MergeRows(std::vector<std::vector<Neighbor>>* rows,
+               const std::vector<std::vector<Neighbor>>& extra, int k,
+               IndexMetric metric) {
+  auto better = [metric](const Neighbor& a, const Neighbor& b) {
+    return metric == IndexMetric::kL2 ? a.distance < b.distance
+                                      : a.distance > b.distance;
+  };
+  for (size_t row = 0; row < rows->size(); ++row) {
+    std::vector<Neighbor>& merged = (*rows)[row];
+    if (extra[row].empty()) continue;
+    merged.insert(merged.end(), extra[row].begin(), extra[row].end());
+    std::stable_sort(merged.begin(), merged.end(), better);
+    if (static_cast<int>(merged.size()) > k) merged.resize(k);
+  }
 }
 
 }  // namespace
@@ -103,6 +124,7 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Create(
   if (absl::Status status = index->Adopt(std::move(hnsw)); !status.ok()) {
     return status;
   }
+  index->pending_ = std::make_unique<faiss::IndexFlat>(spec.dimension, metric);
   return index;
 }
 
@@ -119,6 +141,25 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Load(
   std::unique_ptr<VectorIndex> index(new VectorIndex(spec));
   if (absl::Status status = index->Adopt(std::move(loaded)); !status.ok()) {
     return status;
+  }
+  if (index->hnsw_ != nullptr) {
+    // The vectors not yet in the graph follow as a flat index.
+    std::unique_ptr<faiss::Index> pending;
+    try {
+      pending.reset(faiss::read_index(reader));
+    } catch (const faiss::FaissException& e) {
+      return absl::DataLossError(absl::StrCat(
+          "FAISS cannot read the vectors waiting for the graph: ", e.what()));
+    }
+    auto* flat = dynamic_cast<faiss::IndexFlat*>(pending.get());
+    if (flat == nullptr || flat->d != spec.dimension ||
+        flat->metric_type != ToFaiss(spec.metric)) {
+      return absl::DataLossError(
+          "the vectors waiting for the graph do not form a matching flat "
+          "index");
+    }
+    pending.release();
+    index->pending_.reset(flat);
   }
   if (static_cast<int64_t>(deleted.size()) != index->size()) {
     return absl::DataLossError(absl::StrCat("the index holds ", index->size(),
@@ -176,6 +217,7 @@ absl::Status VectorIndex::Adopt(std::unique_ptr<faiss::Index> index) {
 absl::Status VectorIndex::Save(faiss::IOWriter* writer) const {
   try {
     faiss::write_index(index_.get(), writer);
+    if (pending_ != nullptr) faiss::write_index(pending_.get(), writer);
   } catch (const faiss::FaissException& e) {
     return absl::InternalError(
         absl::StrCat("FAISS cannot write the index: ", e.what()));
@@ -184,20 +226,55 @@ absl::Status VectorIndex::Save(faiss::IOWriter* writer) const {
 }
 
 const float* VectorIndex::StoredVector(Label label) const {
-  return flat_->get_xb() + static_cast<size_t>(label) * spec_.dimension;
+  const Label in_graph = index_->ntotal;
+  if (label < in_graph) {
+    return flat_->get_xb() + static_cast<size_t>(label) * spec_.dimension;
+  }
+  return pending_->get_xb() +
+         static_cast<size_t>(label - in_graph) * spec_.dimension;
 }
 
-absl::Status VectorIndex::Add(int64_t count, const float* vectors) {
+absl::Status VectorIndex::Add(int64_t count, const float* vectors,
+                              AddMode mode) {
   if (count <= 0) return absl::OkStatus();
   UseOpenMpThreads(omp_get_num_procs());
+  // Labels follow the order of addition, so once vectors wait for the
+  // graph, later ones wait behind them.
+  const bool defer = pending_ != nullptr &&
+                     (mode == AddMode::kDeferGraph || pending_->ntotal > 0);
   try {
-    index_->add(count, vectors);
+    if (defer) {
+      pending_->add(count, vectors);
+    } else {
+      index_->add(count, vectors);
+    }
   } catch (const faiss::FaissException& e) {
     return absl::InternalError(
         absl::StrCat("adding ", count, " vectors to FAISS failed: ", e.what()));
   }
-  deleted_.resize(index_->ntotal, 0);
+  deleted_.resize(size(), 0);
   return absl::OkStatus();
+}
+
+absl::Status VectorIndex::IndexPending(int64_t max_count) {
+  const int64_t count = std::min(max_count, pending_count());
+  if (count <= 0) return absl::OkStatus();
+  UseOpenMpThreads(omp_get_num_procs());
+  try {
+    index_->add(count, pending_->get_xb());
+  } catch (const faiss::FaissException& e) {
+    return absl::InternalError(absl::StrCat(
+        "adding ", count, " waiting vectors to the graph failed: ", e.what()));
+  }
+  std::vector<uint8_t>& codes = pending_->codes;
+  codes.erase(codes.begin(),
+              codes.begin() + static_cast<size_t>(count) * pending_->code_size);
+  pending_->ntotal -= count;
+  return absl::OkStatus();
+}
+
+int64_t VectorIndex::pending_count() const {
+  return pending_ == nullptr ? 0 : pending_->ntotal;
 }
 
 void VectorIndex::MarkDeleted(Label label) {
@@ -207,7 +284,7 @@ void VectorIndex::MarkDeleted(Label label) {
   ++deleted_count_;
 }
 
-int64_t VectorIndex::size() const { return index_->ntotal; }
+int64_t VectorIndex::size() const { return index_->ntotal + pending_count(); }
 
 absl::StatusOr<std::vector<Neighbor>> VectorIndex::Search(
     const float* query, const SearchOptions& options) const {
@@ -238,6 +315,12 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> VectorIndex::SearchMany(
   absl::StatusOr<std::vector<std::vector<Neighbor>>> rows =
       SearchGraph(count, queries, k, std::max(options.ef_search, k));
   if (!rows.ok()) return rows.status();
+  if (pending_count() > 0) {
+    absl::StatusOr<std::vector<std::vector<Neighbor>>> waiting =
+        SearchFlat(*pending_, index_->ntotal, count, queries, k);
+    if (!waiting.ok()) return waiting.status();
+    MergeRows(&*rows, *waiting, k, spec_.metric);
+  }
 
   // Redo short results with an exact scan, so that none is returned.
   for (int64_t i = 0; i < count; ++i) {
@@ -252,31 +335,46 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> VectorIndex::SearchMany(
 
 absl::StatusOr<std::vector<std::vector<Neighbor>>> VectorIndex::SearchExact(
     int64_t count, const float* queries, int k) const {
-  LiveLabelSelector selector(deleted_);
+  absl::StatusOr<std::vector<std::vector<Neighbor>>> rows =
+      SearchFlat(*flat_, 0, count, queries, k);
+  if (!rows.ok() || pending_count() == 0) return rows;
+  absl::StatusOr<std::vector<std::vector<Neighbor>>> waiting =
+      SearchFlat(*pending_, index_->ntotal, count, queries, k);
+  if (!waiting.ok()) return waiting.status();
+  MergeRows(&*rows, *waiting, k, spec_.metric);
+  return rows;
+}
+
+absl::StatusOr<std::vector<std::vector<Neighbor>>> VectorIndex::SearchFlat(
+    const faiss::IndexFlat& flat, Label offset, int64_t count,
+    const float* queries, int k) const {
+  LiveLabelSelector selector(deleted_, offset);
   faiss::SearchParameters params;
   if (deleted_count_ > 0) params.sel = &selector;
 
   std::vector<float> distances(static_cast<size_t>(count) * k);
   std::vector<faiss::Index::idx_t> labels(distances.size());
   try {
-    flat_->search(count, queries, k, distances.data(), labels.data(), &params);
+    flat.search(count, queries, k, distances.data(), labels.data(), &params);
   } catch (const faiss::FaissException& e) {
     return absl::InternalError(
         absl::StrCat("FAISS exact search failed: ", e.what()));
   }
-  return CollectNeighbors(count, k, distances, labels, k);
+  return CollectNeighbors(count, k, distances, labels, k, offset);
 }
 
 absl::StatusOr<std::vector<std::vector<Neighbor>>> VectorIndex::SearchGraph(
     int64_t count, const float* queries, int k, int ef_search) const {
-  LiveLabelSelector selector(deleted_);
+  LiveLabelSelector selector(deleted_, 0);
   faiss::SearchParametersHNSW params;
   params.efSearch = ef_search;
   if (deleted_count_ > 0) params.sel = &selector;
 
   // Requesting ef_search results sizes FAISS's candidate queue to ef_search
   // (see Create). The best k of them are the result.
-  const int requested = static_cast<int>(std::min<int64_t>(ef_search, size()));
+  const int requested =
+      static_cast<int>(std::min<int64_t>(ef_search, index_->ntotal));
+  if (requested == 0) return std::vector<std::vector<Neighbor>>(count);
   std::vector<float> distances(static_cast<size_t>(count) * requested);
   std::vector<faiss::Index::idx_t> labels(distances.size());
   try {
@@ -290,9 +388,8 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> VectorIndex::SearchGraph(
 }
 
 uint64_t VectorIndex::MemoryBytes() const {
-  uint64_t bytes =
-      static_cast<uint64_t>(size()) * spec_.dimension * sizeof(float) +
-      deleted_.capacity();
+  uint64_t bytes = flat_->codes.capacity() + deleted_.capacity();
+  if (pending_ != nullptr) bytes += pending_->codes.capacity();
   if (hnsw_ != nullptr) {
     const faiss::HNSW& graph = hnsw_->hnsw;
     bytes += graph.neighbors.capacity() * sizeof(graph.neighbors[0]) +

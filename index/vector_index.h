@@ -44,6 +44,16 @@ struct Neighbor {
   float distance;
 };
 
+// Where Add puts new vectors under HNSW.
+enum class AddMode {
+  // Into the graph at once (slow: the caller holds exclusive access).
+  kGraph,
+  // Into a flat list that searches scan exactly, until IndexPending moves
+  // them into the graph. Quick, so a caller can add many vectors and build
+  // the graph later. FLAT indexes ignore the mode.
+  kDeferGraph,
+};
+
 struct SearchOptions {
   // Neighbours wanted, at least 1.
   int k = 10;
@@ -77,8 +87,18 @@ class VectorIndex {
   VectorIndex& operator=(const VectorIndex&) = delete;
 
   // Adds `count` vectors (count * dimension floats) under the next labels,
-  // size() to size() + count - 1. FAISS failures come back as INTERNAL.
-  absl::Status Add(int64_t count, const float* vectors);
+  // size() to size() + count - 1. While any vectors wait for the graph, new
+  // ones wait behind them whatever the mode. FAISS failures come back as
+  // INTERNAL.
+  absl::Status Add(int64_t count, const float* vectors,
+                   AddMode mode = AddMode::kGraph);
+
+  // Moves up to `max_count` of the vectors waiting for the graph into it,
+  // oldest first. Their labels do not change.
+  absl::Status IndexPending(int64_t max_count);
+
+  // Vectors waiting for the graph.
+  int64_t pending_count() const;
 
   // Excludes a label from every later search. Out-of-range labels are
   // ignored.
@@ -97,8 +117,9 @@ class VectorIndex {
   absl::StatusOr<std::vector<std::vector<Neighbor>>> SearchMany(
       int64_t count, const float* queries, const SearchOptions& options) const;
 
-  // Writes the FAISS index in FAISS's own format. Deletion marks are not
-  // part of it: the caller saves them and hands them back to Load.
+  // Writes the FAISS index in FAISS's own format, followed under HNSW by
+  // the vectors waiting for the graph as a flat index. Deletion marks are
+  // not part of it: the caller saves them and hands them back to Load.
   absl::Status Save(faiss::IOWriter* writer) const;
 
   // The stored vector of `label` (dimension floats, normalised where the
@@ -126,6 +147,10 @@ class VectorIndex {
 
   absl::StatusOr<std::vector<std::vector<Neighbor>>> SearchExact(
       int64_t count, const float* queries, int k) const;
+  // Scans `flat`, whose positions are labels minus `offset`.
+  absl::StatusOr<std::vector<std::vector<Neighbor>>> SearchFlat(
+      const faiss::IndexFlat& flat, Label offset, int64_t count,
+      const float* queries, int k) const;
   absl::StatusOr<std::vector<std::vector<Neighbor>>> SearchGraph(
       int64_t count, const float* queries, int k, int ef_search) const;
 
@@ -134,6 +159,9 @@ class VectorIndex {
   // The flat vectors: index_ itself under FLAT, the HNSW storage otherwise.
   faiss::IndexFlat* flat_ = nullptr;
   faiss::IndexHNSWFlat* hnsw_ = nullptr;  // null under FLAT
+  // HNSW only: vectors added but not yet in the graph. Position i holds
+  // label index_->ntotal + i.
+  std::unique_ptr<faiss::IndexFlat> pending_;
   // One byte per label, 1 when deleted; read by the search-time selector.
   std::vector<uint8_t> deleted_;
   int64_t deleted_count_ = 0;

@@ -7,6 +7,7 @@
 #include <set>
 #include <vector>
 
+#include "faiss/impl/io.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/status_matchers.h"
@@ -243,6 +244,94 @@ TEST(VectorIndexCreateTest, RejectsBadParameters) {
   EXPECT_THAT(VectorIndex::Create(spec),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        ::testing::HasSubstr("m must be")));
+}
+
+// Vectors added with kDeferGraph are found by every search before and after
+// they move into the graph, with unchanged labels.
+TEST(DeferredGraphTest, WaitingVectorsAreSearchedAndKeepTheirLabels) {
+  for (IndexMetric metric : {IndexMetric::kL2, IndexMetric::kInnerProduct}) {
+    std::unique_ptr<VectorIndex> index = MakeIndex(IndexKind::kHnsw, metric);
+    const std::vector<float> vectors = RandomVectors(3000, kDimension, 11);
+    ASSERT_OK(index->Add(1000, vectors.data()));
+    ASSERT_OK(index->Add(1000, vectors.data() + 1000 * kDimension,
+                         AddMode::kDeferGraph));
+    // Waiting vectors hold later ones back, whatever the mode.
+    ASSERT_OK(index->Add(1000, vectors.data() + 2000 * kDimension));
+    EXPECT_EQ(index->pending_count(), 2000);
+    index->MarkDeleted(1500);
+    index->MarkDeleted(10);
+    const std::set<Label> deleted = {10, 1500};
+
+    auto check = [&](const char* stage) {
+      SCOPED_TRACE(stage);
+      for (Label label : {5, 1200, 2500}) {
+        const float* vector = vectors.data() + label * kDimension;
+        EXPECT_EQ(std::vector<float>(vector, vector + kDimension),
+                  std::vector<float>(index->StoredVector(label),
+                                     index->StoredVector(label) + kDimension));
+      }
+      const std::vector<float> queries = RandomVectors(20, kDimension, 12);
+      for (bool exact : {true, false}) {
+        int agree = 0;
+        for (int q = 0; q < 20; ++q) {
+          const float* query = queries.data() + q * kDimension;
+          SearchOptions options;
+          options.k = 10;
+          options.ef_search = 200;
+          options.exact = exact;
+          absl::StatusOr<std::vector<Neighbor>> found =
+              index->Search(query, options);
+          ASSERT_OK(found);
+          const std::vector<Label> expected =
+              BruteForce(vectors, query, 10, metric, deleted);
+          for (Label label : Labels(*found)) {
+            agree += std::count(expected.begin(), expected.end(), label);
+            EXPECT_EQ(deleted.count(label), 0u);
+          }
+        }
+        if (exact) {
+          EXPECT_EQ(agree, 200);
+        } else {
+          EXPECT_GE(agree, 190);
+        }
+      }
+    };
+    check("with 2000 vectors waiting");
+    ASSERT_OK(index->IndexPending(700));
+    EXPECT_EQ(index->pending_count(), 1300);
+    check("with 1300 vectors waiting");
+    ASSERT_OK(index->IndexPending(5000));
+    EXPECT_EQ(index->pending_count(), 0);
+    check("with every vector in the graph");
+  }
+}
+
+TEST(DeferredGraphTest, SaveAndLoadKeepWaitingVectors) {
+  std::unique_ptr<VectorIndex> index =
+      MakeIndex(IndexKind::kHnsw, IndexMetric::kL2);
+  const std::vector<float> vectors = RandomVectors(600, kDimension, 13);
+  ASSERT_OK(index->Add(400, vectors.data()));
+  ASSERT_OK(
+      index->Add(200, vectors.data() + 400 * kDimension, AddMode::kDeferGraph));
+  faiss::VectorIOWriter writer;
+  ASSERT_OK(index->Save(&writer));
+
+  faiss::VectorIOReader reader;
+  reader.data = writer.data;
+  std::vector<uint8_t> deleted(600, 0);
+  deleted[450] = 1;
+  absl::StatusOr<std::unique_ptr<VectorIndex>> loaded =
+      VectorIndex::Load(index->spec(), &reader, deleted);
+  ASSERT_OK(loaded);
+  EXPECT_EQ((*loaded)->size(), 600);
+  EXPECT_EQ((*loaded)->pending_count(), 200);
+  EXPECT_EQ((*loaded)->live_count(), 599);
+  SearchOptions options;
+  options.k = 1;
+  absl::StatusOr<std::vector<Neighbor>> found =
+      (*loaded)->Search(vectors.data() + 500 * kDimension, options);
+  ASSERT_OK(found);
+  EXPECT_THAT(Labels(*found), ::testing::ElementsAre(500));
 }
 
 }  // namespace

@@ -232,5 +232,26 @@ class PersistenceTest(ServerTestCase):
                          batch_size * len(acknowledged) + len(found))
 
 
+class UnsyncedWritesTest(PersistenceTest):
+    """The same checks with --sync_writes=false.
+
+    Unsynced writes still survive a crash of the server process, because
+    the operating system already holds them; only a power loss or a crash
+    of the machine can lose the last ones, which these tests cannot cause.
+    """
+
+    server_args = ("--sync_writes=false",)
+
+
+class FrequentCheckpointsTest(PersistenceTest):
+    """The same checks with index checkpoints saved after nearly every write.
+
+    Restarts then load a checkpoint and replay the writes after it instead
+    of rebuilding, and kills land before, during and after saves.
+    """
+
+    server_args = ("--checkpoint_changes=1", "--checkpoint_seconds=1")
+
+
 if __name__ == "__main__":
     unittest.main()
