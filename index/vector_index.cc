@@ -10,6 +10,7 @@
 #include "faiss/IndexHNSW.h"
 #include "faiss/impl/FaissException.h"
 #include "faiss/impl/IDSelector.h"
+#include "faiss/utils/distances.h"
 
 namespace vecdb::index {
 namespace {
@@ -35,6 +36,25 @@ class LiveLabelSelector : public faiss::IDSelector {
   }
 
  private:
+  const std::vector<uint8_t>& deleted_;
+};
+
+// Admits labels that are selected and not marked deleted. Both byte arrays
+// have one entry per label.
+class SelectedLiveLabelSelector : public faiss::IDSelector {
+ public:
+  SelectedLiveLabelSelector(const std::vector<uint8_t>& selected,
+                            const std::vector<uint8_t>& deleted)
+      : selected_(selected), deleted_(deleted) {}
+
+  bool is_member(faiss::Index::idx_t label) const override {
+    return label >= 0 && static_cast<size_t>(label) < deleted_.size() &&
+           static_cast<size_t>(label) < selected_.size() &&
+           selected_[label] != 0 && deleted_[label] == 0;
+  }
+
+ private:
+  const std::vector<uint8_t>& selected_;
   const std::vector<uint8_t>& deleted_;
 };
 
@@ -221,6 +241,90 @@ uint64_t VectorIndex::MemoryBytes() const {
              graph.levels.capacity() * sizeof(graph.levels[0]);
   }
   return bytes;
+}
+
+absl::StatusOr<std::vector<Neighbor>> VectorIndex::SearchSelected(
+    const float* query, const SearchOptions& options,
+    const std::vector<uint8_t>& selected) const {
+  if (options.k < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("k must be at least 1, got ", options.k));
+  }
+  if (size() == 0) return std::vector<Neighbor>();
+  const int k = static_cast<int>(std::min<int64_t>(options.k, size()));
+  UseOpenMpThreads(1);
+  SelectedLiveLabelSelector selector(selected, deleted_);
+
+  // The HNSW candidate queue is sized by the results requested, as in
+  // SearchGraph.
+  const int requested = hnsw_ == nullptr
+                            ? k
+                            : static_cast<int>(std::min<int64_t>(
+                                  std::max(options.ef_search, k), size()));
+  std::vector<float> distances(requested);
+  std::vector<faiss::Index::idx_t> labels(requested);
+  try {
+    if (hnsw_ == nullptr) {
+      faiss::SearchParameters params;
+      params.sel = &selector;
+      flat_->search(1, query, requested, distances.data(), labels.data(),
+                    &params);
+    } else {
+      faiss::SearchParametersHNSW params;
+      params.efSearch = requested;
+      params.sel = &selector;
+      hnsw_->search(1, query, requested, distances.data(), labels.data(),
+                    &params);
+    }
+  } catch (const faiss::FaissException& e) {
+    return absl::InternalError(
+        absl::StrCat("FAISS filtered search failed: ", e.what()));
+  }
+  return std::move(
+      CollectNeighbors(1, requested, distances, labels, k).front());
+}
+
+absl::StatusOr<std::vector<Neighbor>> VectorIndex::SearchAmong(
+    const float* query, absl::Span<const Label> labels, int k) const {
+  if (k < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("k must be at least 1, got ", k));
+  }
+  for (Label label : labels) {
+    if (label < 0 || label >= size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "label ", label, " is outside the index of ", size(), " vectors"));
+    }
+  }
+  std::vector<float> distances(labels.size());
+  if (spec_.metric == IndexMetric::kL2) {
+    faiss::fvec_L2sqr_by_idx(distances.data(), query, flat_->get_xb(),
+                             labels.data(), spec_.dimension, 1, labels.size());
+  } else {
+    faiss::fvec_inner_products_by_idx(distances.data(), query, flat_->get_xb(),
+                                      labels.data(), spec_.dimension, 1,
+                                      labels.size());
+  }
+
+  std::vector<Neighbor> neighbors(labels.size());
+  for (size_t i = 0; i < labels.size(); ++i) {
+    neighbors[i] = {labels[i], distances[i]};
+  }
+  // Best first: smallest L2 distance or largest inner product. Ties go to
+  // the lower label, so that the order is deterministic.
+  const bool smaller_is_better = spec_.metric == IndexMetric::kL2;
+  auto better = [smaller_is_better](const Neighbor& a, const Neighbor& b) {
+    if (a.distance != b.distance) {
+      return smaller_is_better ? a.distance < b.distance
+                               : a.distance > b.distance;
+    }
+    return a.label < b.label;
+  };
+  const size_t kept = std::min(labels.size(), static_cast<size_t>(k));
+  std::partial_sort(neighbors.begin(), neighbors.begin() + kept,
+                    neighbors.end(), better);
+  neighbors.resize(kept);
+  return neighbors;
 }
 
 }  // namespace vecdb::index

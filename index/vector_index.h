@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 
 namespace faiss {
 struct Index;
@@ -95,6 +96,22 @@ class VectorIndex {
 
   // Estimated heap bytes of the vectors, the graph and the deletion marks.
   uint64_t MemoryBytes() const;
+
+  // Finds up to options.k nearest neighbours of `query` (dimension floats)
+  // among the live labels whose byte in `selected` is nonzero, best first.
+  // `selected` has one byte per label, size() in all. Under HNSW the graph
+  // walk skips unselected labels and can come back short even when enough
+  // are selected; under FLAT every vector is scanned. options.exact is
+  // ignored: SearchAmong is the exact search over a subset.
+  absl::StatusOr<std::vector<Neighbor>> SearchSelected(
+      const float* query, const SearchOptions& options,
+      const std::vector<uint8_t>& selected) const;
+
+  // Finds the k nearest neighbours of `query` (dimension floats) among
+  // `labels` by computing the distance to each, best first. Exact. Every
+  // label must be below size(); deletion marks are not consulted.
+  absl::StatusOr<std::vector<Neighbor>> SearchAmong(
+      const float* query, absl::Span<const Label> labels, int k) const;
 
  private:
   explicit VectorIndex(const IndexSpec& spec);
