@@ -360,8 +360,8 @@ absl::StatusOr<v1::CollectionInfo> Collection::CreateFieldIndex(
       exists = it != field_indexes_.end() && it->second.type == spec->type;
       if (it != field_indexes_.end() && !exists) {
         return absl::AlreadyExistsError(absl::StrCat(
-            "key '", absl::CHexEscape(spec->key), "' already has a ",
-            v1::FieldIndexType_Name(it->second.type), " index"));
+            "key '", absl::CHexEscape(spec->key), "' is already indexed as ",
+            v1::FieldIndexType_Name(it->second.type)));
       }
       if (!exists && field_indexes_.size() >= kMaxFieldIndexes) {
         return absl::FailedPreconditionError(

@@ -262,10 +262,11 @@ class FilterCompiler {
     }
     if (test.index_type.has_value() &&
         !IndexHoldsKind(*test.index_type, value.kind_case())) {
-      return Invalid(path, absl::StrCat("value is ", TypeName(value),
-                                        " but key '", test.key, "' has a ",
-                                        IndexTypeName(*test.index_type),
-                                        " index; use a value of that type"));
+      return Invalid(
+          path,
+          absl::StrCat("value is ", TypeName(value), " but key '", test.key,
+                       "' is indexed as ", IndexTypeName(*test.index_type),
+                       "; use a value of that type"));
     }
     switch (value.kind_case()) {
       case Value::kStringValue:
@@ -281,7 +282,7 @@ class FilterCompiler {
           return Invalid(path,
                          absl::StrCat("value ", value.number_value(),
                                       " is not an integer but key '", test.key,
-                                      "' has an INTEGER index"));
+                                      "' is indexed as INTEGER"));
         }
         values->numbers.insert(NormalizeZero(value.number_value()));
         break;
@@ -300,9 +301,9 @@ class FilterCompiler {
     }
     if (test->index_type.has_value() && *test->index_type != v1::INTEGER &&
         *test->index_type != v1::FLOAT) {
-      return Invalid(path, absl::StrCat("key '", test->key, "' has a ",
+      return Invalid(path, absl::StrCat("key '", test->key, "' is indexed as ",
                                         IndexTypeName(*test->index_type),
-                                        " index; range applies to numbers"));
+                                        "; range applies to numbers"));
     }
     if (!range.has_gt() && !range.has_gte() && !range.has_lt() &&
         !range.has_lte()) {
