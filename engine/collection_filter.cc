@@ -41,7 +41,7 @@ absl::StatusOr<std::string> DecodeCursor(absl::string_view cursor) {
   return decoded.substr(strlen(kCursorPrefix));
 }
 
-// Both inputs are sorted without duplicates; so is the result.
+// Both inputs and the result are sorted and without duplicates.
 std::vector<std::string> Intersect(const std::vector<std::string>& a,
                                    const std::vector<std::string>& b) {
   std::vector<std::string> result;
@@ -217,8 +217,8 @@ absl::StatusOr<std::vector<index::Neighbor>> Collection::SearchMatching(
     return index_->SearchAmong(query.data(), labels, k);
   }
 
-  // Only one in 1/selectivity points the walk meets can be a hit, so the
-  // candidate list grows by that factor to find as many hits.
+  // Only a `selectivity` share of the points the walk meets are hits, so
+  // the candidate list grows by 1/selectivity to find as many hits.
   if (selected->empty()) {
     selected->assign(index_->size(), 0);
     for (index::Label label : labels) (*selected)[label] = 1;
@@ -233,8 +233,8 @@ absl::StatusOr<std::vector<index::Neighbor>> Collection::SearchMatching(
   absl::StatusOr<std::vector<index::Neighbor>> found =
       index_->SearchSelected(query.data(), options, *selected);
   if (!found.ok()) return found.status();
-  // The graph walk can miss matching points that sit apart from the rest;
-  // a short result is redone exactly so that k hits come back.
+  // The graph walk can miss matching points that sit apart from the rest.
+  // A short result is redone exactly, so that k hits come back.
   if (static_cast<int>(found->size()) < k) {
     return index_->SearchAmong(query.data(), labels, k);
   }
@@ -295,8 +295,8 @@ absl::StatusOr<v1::ScrollResponse> Collection::Scroll(
 
   // Reads points in id order from the cursor until the page is full and one
   // more match shows that another page follows.
-  // TODO(perf): a narrow filter reads every point after the cursor; its
-  // field index candidates, sorted by id, would serve it directly.
+  // TODO(perf): a narrow filter reads every point after the cursor.
+  // Reading its field index candidates, sorted by id, would be faster.
   v1::ScrollResponse response;
   bool more = false;
   absl::Status status = storage_->ScanPointsAfter(
@@ -379,8 +379,8 @@ absl::StatusOr<v1::CollectionInfo> Collection::CreateFieldIndex(
       }
     }
     if (exists) return Describe();
-    // TODO(perf): one batch holds every entry; collections of many
-    // millions of points would want the build split into several.
+    // TODO(perf): one batch contains every entry. Collections of many
+    // millions of points would want the build split into several batches.
     if (absl::Status status = storage_->Write(id_, batch); !status.ok()) {
       return status;
     }

@@ -137,6 +137,7 @@ class CollectionFilterTest : public ::testing::Test {
     std::unique_ptr<storage::Storage> storage =
         *storage::Storage::Open(storage_options);
     const uint64_t collection_id = (*storage->ListCollections())[0].id;
+
     const std::string prefix =
         storage::EncodeFieldIndexKeyPrefix(collection_id, key);
     std::set<std::string> entries;
@@ -156,6 +157,7 @@ class CollectionFilterTest : public ::testing::Test {
           return true;
         });
     EXPECT_OK(scanned);
+
     storage.reset();
     Reopen();
     return entries;
@@ -167,7 +169,7 @@ class CollectionFilterTest : public ::testing::Test {
 };
 
 // Random vectors with a "bucket" from 0 to 999, so that "bucket < b" matches
-// b/1000 of the points, and brute-force answers to check searches against.
+// b/1000 of the points, and brute-force results to check searches against.
 class FilteredSearchTest : public CollectionFilterTest {
  protected:
   static constexpr int kPoints = 20000;
@@ -409,8 +411,8 @@ TEST_F(CollectionFilterTest, ScrollStableAcrossWrites) {
   EXPECT_EQ(first->points(1).id(), "d");
   EXPECT_EQ(first->points(1).vector_size(), 2);
 
-  // "a" sorts before the cursor and stays unseen; "e" after it shows up; the
-  // deleted "f" is gone.
+  // "a" sorts before the cursor and stays unseen. "e" sorts after it and
+  // shows up, and the deleted "f" is gone.
   Upsert("a", {1, 0});
   Upsert("e", {1, 0});
   google::protobuf::RepeatedPtrField<std::string> gone;

@@ -147,8 +147,8 @@ absl::StatusOr<std::optional<std::vector<std::string>>> LookupFieldIndex(
       storage::EncodeFieldIndexKeyPrefix(collection_id, test.key).size();
   std::vector<std::string> ids;
   bool too_many = false;
-  // Collects the point id of each entry that `accept` admits; `accept`
-  // returns false to end the scan at an entry past the wanted values.
+  // Collects the point id of each entry that `accept` admits. `accept`
+  // returns nullopt to end the scan at an entry past the wanted values.
   auto scan = [&](const std::string& begin, const std::string& end,
                   auto accept) -> absl::Status {
     return storage.ScanFieldIndex(

@@ -71,7 +71,7 @@ TEST(FilterCheckTest, FieldWithoutOperatorRejected) {
 }
 
 TEST(FilterCheckTest, UnknownOperatorRejected) {
-  // Field 99 stands for an operator added by a newer client.
+  // Field 99 is an operator that a newer client might send.
   v1::Filter filter = ParseFilter("must { field { key: 'a' } }");
   filter.mutable_must(0)
       ->mutable_field()

@@ -22,7 +22,7 @@
 
 namespace vecdb::storage {
 
-// A metadata value as a field index holds it.
+// A metadata value as a field index stores it.
 struct IndexedValue {
   enum class Kind : char { kBool = 'b', kNumber = 'n', kString = 's' };
 
