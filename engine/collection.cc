@@ -63,6 +63,9 @@ absl::StatusOr<std::unique_ptr<Collection>> Collection::Open(
       return status;
     }
   }
+  if (absl::Status status = (*collection)->LoadFieldIndexes(); !status.ok()) {
+    return status;
+  }
   return collection;
 }
 
@@ -105,6 +108,11 @@ absl::Status Collection::LoadFromStorage() {
                             chunk_vectors.data() + chunk_vectors.size() -
                                 config_.dimension);
             chunk_ids.emplace_back(point_id);
+            if (absl::Status cached =
+                    CacheStoredMetadata(point_id, point.metadata);
+                !cached.ok()) {
+              return cached;
+            }
             if (chunk_ids.size() < kRebuildChunk) return absl::OkStatus();
             return flush();
           });
@@ -139,7 +147,9 @@ v1::CollectionInfo Collection::Describe() {
     info.set_memory_bytes(index_->MemoryBytes() + 2 * live_id_bytes_ +
                           label_to_id_.capacity() * sizeof(std::string) +
                           id_to_label_.capacity() *
-                              sizeof(std::pair<std::string, index::Label>));
+                              sizeof(std::pair<std::string, index::Label>) +
+                          metadata_bytes_);
+    DescribeFieldIndexes(&info);
   }
   info.set_disk_bytes(storage_->ApproximateBytes(id_));
   return info;

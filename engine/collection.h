@@ -3,7 +3,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "engine/field_index.h"
+#include "engine/filter.h"
+#include "google/protobuf/struct.pb.h"
 #include "index/vector_index.h"
 #include "storage/storage.h"
 #include "vecdb/v1/vecdb.pb.h"
@@ -86,9 +91,35 @@ class Collection {
       const google::protobuf::RepeatedPtrField<std::string>& ids);
 
   // Deletes the points among `ids` in one atomic write and returns how many
-  // existed.
+  // existed. With a `filter`, deletes only those of them that match it, or
+  // every matching point when `ids` is empty.
   absl::StatusOr<uint64_t> Delete(
-      const google::protobuf::RepeatedPtrField<std::string>& ids);
+      const google::protobuf::RepeatedPtrField<std::string>& ids,
+      const PointFilter* filter = nullptr);
+
+  // Deletes by the request's ids, filter or both, as DeleteRequest
+  // describes, and returns how many points were deleted. INVALID_ARGUMENT
+  // for a bad id or filter, or a filter without conditions; nothing is
+  // deleted then.
+  absl::StatusOr<uint64_t> Delete(const v1::DeleteRequest& request);
+
+  // Returns how many points match the request's filter, or the live point
+  // count without one. INVALID_ARGUMENT for a bad filter.
+  absl::StatusOr<uint64_t> Count(const v1::CountRequest& request);
+
+  // Returns one page of the points that match the request's filter, in
+  // byte order of their ids, and the cursor of the next page.
+  // INVALID_ARGUMENT for a bad filter, a limit over kMaxScrollLimit or a
+  // cursor that no Scroll returned.
+  absl::StatusOr<v1::ScrollResponse> Scroll(const v1::ScrollRequest& request);
+
+  // Creates an index of the request's key from the stored points and
+  // returns the collection's info. Writes wait until it is built. Creating
+  // an index that exists with the same type does nothing. INVALID_ARGUMENT
+  // for a bad key or type, ALREADY_EXISTS when the key has an index of
+  // another type, FAILED_PRECONDITION past kMaxFieldIndexes indexes.
+  absl::StatusOr<v1::CollectionInfo> CreateFieldIndex(
+      const v1::CreateFieldIndexRequest& request);
 
   // Returns min(top_k, live points) nearest neighbours of request.vector,
   // best first, minus any dropped by score_threshold. The request's
@@ -145,6 +176,77 @@ class Collection {
 
   // Deletes this collection's index files other than those at `keep`.
   void RemoveIndexFiles(absl::Span<const uint64_t> keep);
+  // Reads the field index definitions from storage.
+  absl::Status LoadFieldIndexes();
+
+  // Compiles a request's filter against the current field indexes; nullopt
+  // when the filter is unset or has no conditions.
+  absl::StatusOr<std::optional<PointFilter>> CompileFilter(
+      bool has_filter, const v1::Filter& filter, absl::string_view field);
+
+  // Returns the labels of the live points that match `filter`, sorted,
+  // narrowing them with field indexes read through `view` when it can.
+  absl::StatusOr<std::vector<index::Label>> MatchingLabels(
+      const PointFilter& filter, const storage::ReadView& view)
+      ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
+
+  // Returns sorted ids that include every point matching `node`, from
+  // field indexes and has_id conditions, or nullopt when they cannot narrow
+  // the points down.
+  absl::StatusOr<std::optional<std::vector<std::string>>> FindCandidates(
+      const FilterNode& node, const storage::ReadView& view)
+      ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
+  absl::StatusOr<std::optional<std::vector<std::string>>> FindClauseCandidates(
+      const FilterClause& clause, const storage::ReadView& view)
+      ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
+
+  // Runs the searches that have a filter (filters[i] not null) and stores
+  // their neighbours in (*neighbors)[i].
+  absl::Status RunFilteredSearches(
+      absl::Span<const v1::SearchRequest* const> searches,
+      absl::Span<const PointFilter* const> filters,
+      const storage::ReadView& view,
+      std::vector<std::vector<index::Neighbor>>* neighbors)
+      ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
+
+  // Searches among `labels`, the sorted labels of the matching points, by
+  // the plan their share of the live points calls for. `selected` caches
+  // their bitmap for the HNSW plan across searches with the same filter.
+  absl::StatusOr<std::vector<index::Neighbor>> SearchMatching(
+      const v1::SearchRequest& search, const std::vector<index::Label>& labels,
+      std::vector<uint8_t>* selected) ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
+
+  // Sets `ids` to the live points that match `filter`: among `requested`
+  // when it is not empty, otherwise among all.
+  absl::Status FindMatchingIds(
+      const google::protobuf::RepeatedPtrField<std::string>& requested,
+      const PointFilter& filter,
+      google::protobuf::RepeatedPtrField<std::string>* ids)
+      ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
+
+  // Adds to `batch` the field index writes for replacing the point `id`'s
+  // cached metadata with `metadata` (null for a deleted point).
+  void AddFieldIndexWrites(absl::string_view id,
+                           const google::protobuf::Struct* metadata,
+                           storage::PointBatch* batch)
+      ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
+
+  // The cached metadata of a live point, or null when it has none.
+  const google::protobuf::Struct* CachedMetadata(absl::string_view id) const
+      ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
+  // Caches a copy of `metadata` for `id`; null or empty metadata removes
+  // the entry.
+  void CacheMetadata(absl::string_view id,
+                     const google::protobuf::Struct* metadata)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mutex_);
+  // Parses stored metadata bytes into the cache. DATA_LOSS when they do not
+  // parse.
+  absl::Status CacheStoredMetadata(absl::string_view id,
+                                   const std::string& bytes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mutex_);
+  // Adds the field indexes to `info`, sorted by key.
+  void DescribeFieldIndexes(v1::CollectionInfo* info) const
+      ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
 
   // Adds `count` prepared vectors (count * dimension floats) for `ids` to
   // the index, retiring the labels those ids had before.
@@ -156,8 +258,10 @@ class Collection {
 
   // Runs validated searches against one consistent state of the index and
   // returns their responses in order.
+  // filters[i], when given and not null, restricts searches[i].
   absl::StatusOr<std::vector<v1::SearchResponse>> RunSearches(
-      absl::Span<const v1::SearchRequest* const> searches);
+      absl::Span<const v1::SearchRequest* const> searches,
+      absl::Span<const PointFilter* const> filters = {});
 
   // Excludes `label` from searches and frees its id, after the point was
   // replaced or deleted.
@@ -234,6 +338,17 @@ class Collection {
   // Set when an index update failed after its write reached storage; the
   // index then misses points, so it is never saved.
   bool index_incomplete_ ABSL_GUARDED_BY(index_mutex_) = false;
+  // Parsed metadata of each live point that has any, by point id, so that
+  // filters test points without reading or parsing them.
+  // TODO(memory): a parsed Struct takes several times its serialized size;
+  // large collections with rich metadata may want a compact form.
+  absl::flat_hash_map<std::string,
+                      std::unique_ptr<const google::protobuf::Struct>>
+      metadata_ ABSL_GUARDED_BY(index_mutex_);
+  uint64_t metadata_bytes_ ABSL_GUARDED_BY(index_mutex_) = 0;
+  // Field indexes by key. Changed with both mutexes held.
+  std::map<std::string, FieldIndexSpec> field_indexes_
+      ABSL_GUARDED_BY(index_mutex_);
 };
 
 }  // namespace vecdb::engine

@@ -120,6 +120,17 @@ absl::StatusOr<bool> Collection::LoadCheckpoint() {
     if (absl::Status status = ReplayChanges(*changed, view_); !status.ok()) {
       return status;
     }
+    // Filters read parsed metadata from memory, which the index file does
+    // not hold.
+    if (absl::Status status = storage_->ScanPointMetadata(
+            id_, view_,
+            [this](absl::string_view id, absl::string_view metadata)
+                ABSL_EXCLUSIVE_LOCKS_REQUIRED(index_mutex_) {
+                  return CacheStoredMetadata(id, std::string(metadata));
+                });
+        !status.ok()) {
+      return status;
+    }
     last_sequence_ = *last;
     applied_sequence_ = *last;
     checkpoint_sequence_ = file.sequence;
@@ -235,6 +246,8 @@ absl::Status Collection::SaveIndex(bool force) {
   {
     absl::MutexLock write_lock(&write_mutex_);
     unsaved_changes_ -= std::min(unsaved_changes_, saved_changes);
+    // Changes made while the file was written count from then on.
+    if (unsaved_changes_ > 0) first_unsaved_change_ = start;
     if (dropped_) {
       RemoveIndexFiles({});
       return absl::OkStatus();

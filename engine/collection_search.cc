@@ -111,19 +111,25 @@ absl::StatusOr<v1::SearchResponse> Collection::Search(
   if (absl::Status status = ValidateSearch(request, config_); !status.ok()) {
     return status;
   }
+  absl::StatusOr<std::optional<PointFilter>> filter =
+      CompileFilter(request.has_filter(), request.filter(), "filter");
+  if (!filter.ok()) return filter.status();
   const v1::SearchRequest* searches[] = {&request};
+  const PointFilter* filters[] = {filter->has_value() ? &**filter : nullptr};
   absl::StatusOr<std::vector<v1::SearchResponse>> responses =
-      RunSearches(searches);
+      RunSearches(searches, filters);
   if (!responses.ok()) return responses.status();
   return std::move(responses->front());
 }
 
 absl::StatusOr<std::vector<v1::SearchResponse>> Collection::RunSearches(
-    absl::Span<const v1::SearchRequest* const> searches) {
+    absl::Span<const v1::SearchRequest* const> searches,
+    absl::Span<const PointFilter* const> filters) {
   // Searches that share their index options go to FAISS together, which
   // spreads them over every core and, for exact search, uses BLAS.
   std::map<std::tuple<int, int, bool>, std::vector<size_t>> groups;
   for (size_t i = 0; i < searches.size(); ++i) {
+    if (!filters.empty() && filters[i] != nullptr) continue;
     const v1::SearchRequest& search = *searches[i];
     const uint32_t ef_search = search.params().ef_search() != 0
                                    ? search.params().ef_search()
@@ -156,6 +162,11 @@ absl::StatusOr<std::vector<v1::SearchResponse>> Collection::RunSearches(
       for (size_t j = 0; j < members.size(); ++j) {
         neighbors[members[j]] = std::move((*rows)[j]);
       }
+    }
+    if (absl::Status status =
+            RunFilteredSearches(searches, filters, view_, &neighbors);
+        !status.ok()) {
+      return status;
     }
     for (size_t i = 0; i < searches.size(); ++i) {
       ids[i].reserve(neighbors[i].size());
@@ -224,7 +235,9 @@ absl::StatusOr<v1::SearchResponse> Collection::BuildHits(
 absl::StatusOr<v1::SearchBatchResponse> Collection::SearchBatch(
     const v1::SearchBatchRequest& request) {
   std::vector<const v1::SearchRequest*> searches;
+  std::vector<std::optional<PointFilter>> compiled;
   searches.reserve(request.searches_size());
+  compiled.reserve(request.searches_size());
   for (int i = 0; i < request.searches_size(); ++i) {
     if (absl::Status status = ValidateSearch(request.searches(i), config_);
         !status.ok()) {
@@ -232,9 +245,18 @@ absl::StatusOr<v1::SearchBatchResponse> Collection::SearchBatch(
           status.code(), absl::StrCat("searches[", i, "]: ", status.message()));
     }
     searches.push_back(&request.searches(i));
+    absl::StatusOr<std::optional<PointFilter>> filter = CompileFilter(
+        request.searches(i).has_filter(), request.searches(i).filter(),
+        absl::StrCat("searches[", i, "].filter"));
+    if (!filter.ok()) return filter.status();
+    compiled.push_back(*std::move(filter));
+  }
+  std::vector<const PointFilter*> filters;
+  for (const std::optional<PointFilter>& filter : compiled) {
+    filters.push_back(filter.has_value() ? &*filter : nullptr);
   }
   absl::StatusOr<std::vector<v1::SearchResponse>> responses =
-      RunSearches(searches);
+      RunSearches(searches, filters);
   if (!responses.ok()) return responses.status();
 
   v1::SearchBatchResponse batch;

@@ -58,6 +58,7 @@ absl::StatusOr<uint64_t> Collection::Upsert(
   // Build the storage batch and the index vectors in request order.
   storage::PointBatch batch;
   std::vector<const std::string*> ids;
+  std::vector<const google::protobuf::Struct*> metadata;
   std::vector<float> vectors;
   ids.reserve(last_position.size());
   vectors.resize(last_position.size() * config_.dimension);
@@ -73,11 +74,18 @@ absl::StatusOr<uint64_t> Collection::Upsert(
     PrepareForIndex(point.vector(), config_.metric,
                     vectors.data() + ids.size() * config_.dimension);
     ids.push_back(&point.id());
+    metadata.push_back(point.has_metadata() ? &point.metadata() : nullptr);
   }
   if (ids.empty()) return 0;
 
   absl::MutexLock write_lock(&write_mutex_);
   if (dropped_) return DroppedError(config_);
+  {
+    absl::ReaderMutexLock index_lock(&index_mutex_);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      AddFieldIndexWrites(*ids[i], metadata[i], &batch);
+    }
+  }
   // A failed write may still have reached the log, so its sequence is never
   // given to another write.
   const uint64_t sequence = ++last_sequence_;
@@ -98,11 +106,13 @@ absl::StatusOr<uint64_t> Collection::Upsert(
     return status;
   }
   NoteApplied(sequence, ids);
+  for (size_t i = 0; i < ids.size(); ++i) CacheMetadata(*ids[i], metadata[i]);
   return ids.size();
 }
 
 absl::StatusOr<uint64_t> Collection::Delete(
-    const google::protobuf::RepeatedPtrField<std::string>& ids) {
+    const google::protobuf::RepeatedPtrField<std::string>& ids,
+    const PointFilter* filter) {
   if (absl::Status status = ValidatePointIds(ids); !status.ok()) {
     return status;
   }
@@ -115,12 +125,18 @@ absl::StatusOr<uint64_t> Collection::Delete(
   absl::flat_hash_set<absl::string_view> existing;
   std::vector<const std::string*> deleted;
   storage::PointBatch batch;
+  google::protobuf::RepeatedPtrField<std::string> matching;
   {
     absl::ReaderMutexLock index_lock(&index_mutex_);
-    for (const std::string& id : ids) {
+    if (filter != nullptr) {
+      absl::Status status = FindMatchingIds(ids, *filter, &matching);
+      if (!status.ok()) return status;
+    }
+    for (const std::string& id : filter != nullptr ? matching : ids) {
       if (id_to_label_.contains(id) && existing.insert(id).second) {
         batch.Delete(id);
         deleted.push_back(&id);
+        AddFieldIndexWrites(id, nullptr, &batch);
       }
     }
   }
@@ -137,6 +153,7 @@ absl::StatusOr<uint64_t> Collection::Delete(
     auto it = id_to_label_.find(*id);
     RetireLabel(it->second);
     id_to_label_.erase(it);
+    CacheMetadata(*id, nullptr);
   }
   view_ = std::move(view);
   NoteApplied(sequence, deleted);

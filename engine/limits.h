@@ -31,6 +31,33 @@ inline constexpr uint32_t kDefaultHnswM = 16;
 inline constexpr uint32_t kDefaultHnswEfConstruction = 100;
 inline constexpr uint32_t kDefaultHnswEfSearch = 64;
 
+// Filters: nested filter conditions at most kMaxFilterDepth levels deep, and
+// at most kMaxFilterConditions conditions in one filter, nested ones
+// included.
+inline constexpr int kMaxFilterDepth = 16;
+inline constexpr int kMaxFilterConditions = 1024;
+
+// A filtered search scans the matching points' vectors exactly when they
+// are at most kFilterExactMaxPoints or less than kFilterGraphMinSelectivity
+// of the live points. Otherwise it searches the HNSW graph restricted to
+// them, with ef_search divided by the selectivity (at most kMaxEfSearch), so
+// that the graph walk meets about as many matching points as an unfiltered
+// walk meets points.
+inline constexpr size_t kFilterExactMaxPoints = 1024;
+inline constexpr double kFilterGraphMinSelectivity = 0.05;
+
+// Scroll pages: points per page when the request leaves limit at 0, and the
+// largest limit.
+inline constexpr uint32_t kDefaultScrollLimit = 100;
+inline constexpr uint32_t kMaxScrollLimit = 10000;
+
+// Field indexes per collection, and the bytes of an indexed key.
+inline constexpr size_t kMaxFieldIndexes = 64;
+inline constexpr size_t kMaxFieldIndexKeyBytes = 1024;
+// Longer strings are left out of KEYWORD indexes, because they would make
+// RocksDB keys that large. A match on such a string reads every point.
+inline constexpr size_t kMaxIndexedKeywordBytes = 1024;
+
 }  // namespace vecdb::engine
 
 #endif  // VECDB_ENGINE_LIMITS_H_

@@ -11,6 +11,7 @@
 #include "faiss/impl/FaissException.h"
 #include "faiss/impl/IDSelector.h"
 #include "faiss/index_io.h"
+#include "faiss/utils/distances.h"
 
 namespace vecdb::index {
 namespace {
@@ -24,22 +25,30 @@ faiss::MetricType ToFaiss(IndexMetric metric) {
                                     : faiss::METRIC_INNER_PRODUCT;
 }
 
-// Admits labels that exist and are not marked deleted. FAISS sees the
-// positions in one index, which are the labels minus `offset`.
+// Admits labels that exist, are not marked deleted and, when `selected` is
+// given, are selected in it. FAISS sees the positions in one index, which
+// are the labels minus `offset`.
 class LiveLabelSelector : public faiss::IDSelector {
  public:
-  LiveLabelSelector(const std::vector<uint8_t>& deleted, Label offset)
-      : deleted_(deleted), offset_(offset) {}
+  LiveLabelSelector(const std::vector<uint8_t>& deleted, Label offset,
+                    const std::vector<uint8_t>* selected = nullptr)
+      : deleted_(deleted), offset_(offset), selected_(selected) {}
 
   bool is_member(faiss::Index::idx_t position) const override {
     const Label label = position + offset_;
-    return label >= 0 && static_cast<size_t>(label) < deleted_.size() &&
-           deleted_[label] == 0;
+    if (label < 0 || static_cast<size_t>(label) >= deleted_.size() ||
+        deleted_[label] != 0) {
+      return false;
+    }
+    return selected_ == nullptr ||
+           (static_cast<size_t>(label) < selected_->size() &&
+            (*selected_)[label] != 0);
   }
 
  private:
   const std::vector<uint8_t>& deleted_;
   const Label offset_;
+  const std::vector<uint8_t>* const selected_;
 };
 
 // Sets how many OpenMP threads FAISS uses inside a call. A single query
@@ -347,10 +356,10 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> VectorIndex::SearchExact(
 
 absl::StatusOr<std::vector<std::vector<Neighbor>>> VectorIndex::SearchFlat(
     const faiss::IndexFlat& flat, Label offset, int64_t count,
-    const float* queries, int k) const {
-  LiveLabelSelector selector(deleted_, offset);
+    const float* queries, int k, const std::vector<uint8_t>* selected) const {
+  LiveLabelSelector selector(deleted_, offset, selected);
   faiss::SearchParameters params;
-  if (deleted_count_ > 0) params.sel = &selector;
+  if (deleted_count_ > 0 || selected != nullptr) params.sel = &selector;
 
   std::vector<float> distances(static_cast<size_t>(count) * k);
   std::vector<faiss::Index::idx_t> labels(distances.size());
@@ -397,6 +406,95 @@ uint64_t VectorIndex::MemoryBytes() const {
              graph.levels.capacity() * sizeof(graph.levels[0]);
   }
   return bytes;
+}
+
+absl::StatusOr<std::vector<Neighbor>> VectorIndex::SearchSelected(
+    const float* query, const SearchOptions& options,
+    const std::vector<uint8_t>& selected) const {
+  if (options.k < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("k must be at least 1, got ", options.k));
+  }
+  if (size() == 0) return std::vector<Neighbor>();
+  const int k = static_cast<int>(std::min<int64_t>(options.k, size()));
+  UseOpenMpThreads(1);
+  if (hnsw_ == nullptr) {
+    absl::StatusOr<std::vector<std::vector<Neighbor>>> rows =
+        SearchFlat(*flat_, 0, 1, query, k, &selected);
+    if (!rows.ok()) return rows.status();
+    return std::move(rows->front());
+  }
+
+  // The HNSW candidate queue is sized by the results requested, as in
+  // SearchGraph.
+  std::vector<std::vector<Neighbor>> rows(1);
+  const int requested = static_cast<int>(
+      std::min<int64_t>(std::max(options.ef_search, k), index_->ntotal));
+  if (requested > 0) {
+    LiveLabelSelector selector(deleted_, 0, &selected);
+    std::vector<float> distances(requested);
+    std::vector<faiss::Index::idx_t> labels(requested);
+    faiss::SearchParametersHNSW params;
+    params.efSearch = requested;
+    params.sel = &selector;
+    try {
+      hnsw_->search(1, query, requested, distances.data(), labels.data(),
+                    &params);
+    } catch (const faiss::FaissException& e) {
+      return absl::InternalError(
+          absl::StrCat("FAISS filtered search failed: ", e.what()));
+    }
+    rows = CollectNeighbors(1, requested, distances, labels, k);
+  }
+  if (pending_count() > 0) {
+    absl::StatusOr<std::vector<std::vector<Neighbor>>> waiting =
+        SearchFlat(*pending_, index_->ntotal, 1, query, k, &selected);
+    if (!waiting.ok()) return waiting.status();
+    MergeRows(&rows, *waiting, k, spec_.metric);
+  }
+  return std::move(rows.front());
+}
+
+absl::StatusOr<std::vector<Neighbor>> VectorIndex::SearchAmong(
+    const float* query, absl::Span<const Label> labels, int k) const {
+  if (k < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("k must be at least 1, got ", k));
+  }
+  for (Label label : labels) {
+    if (label < 0 || label >= size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "label ", label, " is outside the index of ", size(), " vectors"));
+    }
+  }
+  std::vector<float> distances(labels.size());
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const float* stored = StoredVector(labels[i]);
+    distances[i] =
+        spec_.metric == IndexMetric::kL2
+            ? faiss::fvec_L2sqr(query, stored, spec_.dimension)
+            : faiss::fvec_inner_product(query, stored, spec_.dimension);
+  }
+
+  std::vector<Neighbor> neighbors(labels.size());
+  for (size_t i = 0; i < labels.size(); ++i) {
+    neighbors[i] = {labels[i], distances[i]};
+  }
+  // Best first: smallest L2 distance or largest inner product. Ties go to
+  // the lower label, so that the order is deterministic.
+  const bool smaller_is_better = spec_.metric == IndexMetric::kL2;
+  auto better = [smaller_is_better](const Neighbor& a, const Neighbor& b) {
+    if (a.distance != b.distance) {
+      return smaller_is_better ? a.distance < b.distance
+                               : a.distance > b.distance;
+    }
+    return a.label < b.label;
+  };
+  const size_t kept = std::min(labels.size(), static_cast<size_t>(k));
+  std::partial_sort(neighbors.begin(), neighbors.begin() + kept,
+                    neighbors.end(), better);
+  neighbors.resize(kept);
+  return neighbors;
 }
 
 }  // namespace vecdb::index

@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 
 namespace faiss {
 struct Index;
@@ -139,6 +140,22 @@ class VectorIndex {
   // Estimated heap bytes of the vectors, the graph and the deletion marks.
   uint64_t MemoryBytes() const;
 
+  // Finds up to options.k nearest neighbours of `query` (dimension floats)
+  // among the live labels whose byte in `selected` is nonzero, best first.
+  // `selected` has one byte per label, size() in all. Under HNSW the graph
+  // walk skips unselected labels and can come back short even when enough
+  // are selected; under FLAT every vector is scanned. options.exact is
+  // ignored: SearchAmong is the exact search over a subset.
+  absl::StatusOr<std::vector<Neighbor>> SearchSelected(
+      const float* query, const SearchOptions& options,
+      const std::vector<uint8_t>& selected) const;
+
+  // Finds the k nearest neighbours of `query` (dimension floats) among
+  // `labels` by computing the distance to each, best first. Exact. Every
+  // label must be below size(); deletion marks are not consulted.
+  absl::StatusOr<std::vector<Neighbor>> SearchAmong(
+      const float* query, absl::Span<const Label> labels, int k) const;
+
  private:
   explicit VectorIndex(const IndexSpec& spec);
 
@@ -147,10 +164,12 @@ class VectorIndex {
 
   absl::StatusOr<std::vector<std::vector<Neighbor>>> SearchExact(
       int64_t count, const float* queries, int k) const;
-  // Scans `flat`, whose positions are labels minus `offset`.
+  // Scans `flat`, whose positions are labels minus `offset`, for live
+  // labels that are also in `selected` when it is given.
   absl::StatusOr<std::vector<std::vector<Neighbor>>> SearchFlat(
       const faiss::IndexFlat& flat, Label offset, int64_t count,
-      const float* queries, int k) const;
+      const float* queries, int k,
+      const std::vector<uint8_t>* selected = nullptr) const;
   absl::StatusOr<std::vector<std::vector<Neighbor>>> SearchGraph(
       int64_t count, const float* queries, int k, int ef_search) const;
 

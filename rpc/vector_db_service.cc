@@ -269,7 +269,7 @@ grpc::Status VectorDbService::StreamedDelete(
         absl::StatusOr<std::shared_ptr<Collection>> collection =
             database_->GetCollection(request.collection());
         if (!collection.ok()) return collection.status();
-        absl::StatusOr<uint64_t> deleted = (*collection)->Delete(request.ids());
+        absl::StatusOr<uint64_t> deleted = (*collection)->Delete(request);
         if (deleted.ok()) response->set_deleted(*deleted);
         return deleted.status();
       });
@@ -321,6 +321,56 @@ grpc::Status VectorDbService::StreamedCreateSnapshot(
         response->set_path(*std::move(path));
         return absl::OkStatus();
       });
+}
+
+grpc::Status VectorDbService::StreamedCount(
+    grpc::ServerContext*,
+    grpc::ServerUnaryStreamer<v1::CountRequest, v1::CountResponse>* stream) {
+  return ServeUnary(
+      &gate_, stream,
+      [this](const v1::CountRequest& request, v1::CountResponse* response) {
+        absl::StatusOr<std::shared_ptr<Collection>> collection =
+            database_->GetCollection(request.collection());
+        if (!collection.ok()) return collection.status();
+        absl::StatusOr<uint64_t> count = (*collection)->Count(request);
+        if (count.ok()) response->set_count(*count);
+        return count.status();
+      });
+}
+
+grpc::Status VectorDbService::StreamedScroll(
+    grpc::ServerContext*,
+    grpc::ServerUnaryStreamer<v1::ScrollRequest, v1::ScrollResponse>* stream) {
+  return ServeUnary(
+      &gate_, stream,
+      [this](const v1::ScrollRequest& request, v1::ScrollResponse* response) {
+        absl::StatusOr<std::shared_ptr<Collection>> collection =
+            database_->GetCollection(request.collection());
+        if (!collection.ok()) return collection.status();
+        absl::StatusOr<v1::ScrollResponse> page =
+            (*collection)->Scroll(request);
+        if (page.ok()) *response = *std::move(page);
+        return page.status();
+      });
+}
+
+grpc::Status VectorDbService::StreamedCreateFieldIndex(
+    grpc::ServerContext*,
+    grpc::ServerUnaryStreamer<v1::CreateFieldIndexRequest,
+                              v1::CreateFieldIndexResponse>* stream) {
+  return ServeUnary(&gate_, stream,
+                    [this](const v1::CreateFieldIndexRequest& request,
+                           v1::CreateFieldIndexResponse* response) {
+                      absl::StatusOr<std::shared_ptr<Collection>> collection =
+                          database_->GetCollection(request.collection());
+                      if (!collection.ok()) return collection.status();
+                      absl::StatusOr<v1::CollectionInfo> info =
+                          (*collection)->CreateFieldIndex(request);
+                      if (info.ok()) {
+                        *response->mutable_collection() = *std::move(info);
+                      }
+                      return info.status();
+                    });
 }
 
 }  // namespace vecdb::rpc

@@ -11,6 +11,14 @@
 
 namespace vecdb::rpc {
 
+// The snapshot, filter and field index methods, streamed unary like the
+// others below.
+using LaterMethodsBase = v1::VectorDB::WithStreamedUnaryMethod_CreateSnapshot<
+    v1::VectorDB::WithStreamedUnaryMethod_Count<
+        v1::VectorDB::WithStreamedUnaryMethod_Scroll<
+            v1::VectorDB::WithStreamedUnaryMethod_CreateFieldIndex<
+                v1::VectorDB::Service>>>>;
+
 // The generated service with every method in a form that lets the handler
 // detect an unparsable request. Upsert and Import receive raw bytes and
 // parse them (see request_parsing.h). The other methods are "streamed
@@ -26,10 +34,7 @@ using VectorDbServiceBase = v1::VectorDB::WithRawCallbackMethod_Upsert<
                                 v1::VectorDB::WithStreamedUnaryMethod_Search<
                                     v1::VectorDB::
                                         WithStreamedUnaryMethod_SearchBatch<
-                                            v1::VectorDB::
-                                                WithStreamedUnaryMethod_CreateSnapshot<
-                                                    v1::VectorDB::
-                                                        Service>>>>>>>>>>>;
+                                            LaterMethodsBase>>>>>>>>>>;
 
 // The vecdb.v1.VectorDB service over one Database. Each handler calls the
 // engine and maps the result onto a gRPC status. A request that cannot be
@@ -90,6 +95,18 @@ class VectorDbService final : public VectorDbServiceBase {
       grpc::ServerContext* context,
       grpc::ServerUnaryStreamer<v1::CreateSnapshotRequest,
                                 v1::CreateSnapshotResponse>* stream) override;
+  grpc::Status StreamedCount(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::CountRequest, v1::CountResponse>* stream)
+      override;
+  grpc::Status StreamedScroll(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::ScrollRequest, v1::ScrollResponse>* stream)
+      override;
+  grpc::Status StreamedCreateFieldIndex(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::CreateFieldIndexRequest,
+                                v1::CreateFieldIndexResponse>* stream) override;
 
  private:
   class UpsertReactor;

@@ -29,7 +29,10 @@ std::string EncodePoint(const StoredPoint& point) {
   return value;
 }
 
-absl::StatusOr<StoredPoint> DecodePoint(absl::string_view value) {
+namespace {
+
+// Checks the header of a point value and returns where its metadata starts.
+absl::StatusOr<size_t> MetadataOffset(absl::string_view value) {
   if (value.size() < 5) {
     return absl::DataLossError(
         absl::StrCat("stored point is truncated: ", value.size(), " bytes"));
@@ -47,16 +50,31 @@ absl::StatusOr<StoredPoint> DecodePoint(absl::string_view value) {
         "stored point is truncated: dimension ", dimension, " needs ",
         vector_end, " bytes, the value has ", value.size()));
   }
+  return vector_end;
+}
+
+}  // namespace
+
+absl::StatusOr<StoredPoint> DecodePoint(absl::string_view value) {
+  absl::StatusOr<size_t> vector_end = MetadataOffset(value);
+  if (!vector_end.ok()) return vector_end.status();
+  const size_t dimension = (*vector_end - 5) / 4;
 
   StoredPoint point;
   point.vector.resize(dimension);
   const char* in = value.data() + 5;
-  for (uint32_t i = 0; i < dimension; ++i, in += 4) {
+  for (size_t i = 0; i < dimension; ++i, in += 4) {
     const uint32_t bits = absl::little_endian::Load32(in);
     std::memcpy(&point.vector[i], &bits, sizeof(bits));
   }
-  point.metadata.assign(value.data() + vector_end, value.size() - vector_end);
+  point.metadata.assign(value.data() + *vector_end, value.size() - *vector_end);
   return point;
+}
+
+absl::StatusOr<absl::string_view> PointMetadata(absl::string_view value) {
+  absl::StatusOr<size_t> vector_end = MetadataOffset(value);
+  if (!vector_end.ok()) return vector_end.status();
+  return value.substr(*vector_end);
 }
 
 std::string EncodeCollectionPrefix(uint64_t collection_id) {

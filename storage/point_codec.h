@@ -30,6 +30,10 @@ std::string EncodePoint(const StoredPoint& point);
 // truncated or carries an unknown format version.
 absl::StatusOr<StoredPoint> DecodePoint(absl::string_view value);
 
+// Returns the metadata bytes of a value written by EncodePoint without
+// decoding its vector. DATA_LOSS as for DecodePoint.
+absl::StatusOr<absl::string_view> PointMetadata(absl::string_view value);
+
 // Point keys are the collection id as 8 big-endian bytes followed by the
 // point id, so that one collection's points form one contiguous key range.
 std::string EncodePointKey(uint64_t collection_id, absl::string_view point_id);

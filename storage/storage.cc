@@ -17,6 +17,7 @@ namespace {
 constexpr char kCollectionsFamily[] = "collections";
 constexpr char kPointsFamily[] = "points";
 constexpr char kChangesFamily[] = "changes";
+constexpr char kFieldIndexFamily[] = "field_index";
 
 // Key in the default column family holding the next collection id.
 constexpr char kNextCollectionIdKey[] = "next_collection_id";
@@ -102,6 +103,14 @@ void PointBatch::Delete(absl::string_view point_id) {
   writes_.push_back({std::string(point_id), std::nullopt});
 }
 
+void PointBatch::PutFieldIndexKey(std::string key, std::string value) {
+  field_index_writes_.emplace_back(std::move(key), std::move(value));
+}
+
+void PointBatch::DeleteFieldIndexKey(std::string key) {
+  field_index_writes_.emplace_back(std::move(key), std::nullopt);
+}
+
 absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(
     const StorageOptions& options) {
   rocksdb::Options db_options;
@@ -115,6 +124,7 @@ absl::StatusOr<std::unique_ptr<Storage>> Storage::Open(
       {kCollectionsFamily, family_options},
       {kPointsFamily, family_options},
       {kChangesFamily, family_options},
+      {kFieldIndexFamily, family_options},
   };
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -143,11 +153,12 @@ Storage::Storage(std::unique_ptr<rocksdb::DB> db,
       collections_(handles[1]),
       points_(handles[2]),
       changes_(handles[3]),
+      field_index_(handles[4]),
       sync_writes_(sync_writes) {}
 
 Storage::~Storage() {
   for (rocksdb::ColumnFamilyHandle* handle :
-       {meta_, collections_, points_, changes_}) {
+       {meta_, collections_, points_, changes_, field_index_}) {
     // A destructor cannot report errors, and none would change what
     // follows.
     db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
@@ -213,6 +224,7 @@ absl::Status Storage::DropCollection(const CollectionRecord& collection) {
   rocksdb::WriteBatch batch;
   rocksdb::Status status = batch.Delete(collections_, collection.name);
   if (status.ok()) status = batch.DeleteRange(points_, begin, end);
+  if (status.ok()) status = batch.DeleteRange(field_index_, begin, end);
   if (status.ok()) status = batch.DeleteRange(changes_, begin, end);
   if (status.ok()) status = batch.Delete(meta_, SequenceKey(collection.id));
   if (status.ok()) status = batch.Delete(meta_, TrimmedKey(collection.id));
@@ -233,6 +245,11 @@ absl::Status Storage::Write(uint64_t collection_id, uint64_t sequence,
                  : write_batch.Delete(points_, key);
     if (!status.ok()) break;
     changed.push_back(write.point_id);
+  }
+  for (const auto& [key, value] : batch.field_index_writes_) {
+    if (!status.ok()) break;
+    status = value.has_value() ? write_batch.Put(field_index_, key, *value)
+                               : write_batch.Delete(field_index_, key);
   }
   if (status.ok()) {
     status = write_batch.Put(changes_, EncodeChangeKey(collection_id, sequence),
@@ -400,6 +417,34 @@ absl::Status Storage::ScanPoints(
   return FromRocks(it->status(), "scanning points");
 }
 
+absl::Status Storage::ScanPointMetadata(
+    uint64_t collection_id, const ReadView& view,
+    const std::function<absl::Status(absl::string_view point_id,
+                                     absl::string_view metadata)>& visit) {
+  const std::string begin = EncodeCollectionPrefix(collection_id);
+  const std::string end = EncodeCollectionPrefix(collection_id + 1);
+  rocksdb::Slice upper_bound(end);
+  rocksdb::ReadOptions read_options;
+  read_options.snapshot = view.get();
+  read_options.iterate_upper_bound = &upper_bound;
+  read_options.fill_cache = false;
+  read_options.readahead_size = size_t{8} << 20;
+
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(read_options, points_));
+  for (it->Seek(begin); it->Valid(); it->Next()) {
+    absl::StatusOr<absl::string_view> metadata =
+        PointMetadata(View(it->value()));
+    if (!metadata.ok()) return metadata.status();
+    if (metadata->empty()) continue;
+    if (absl::Status status = visit(View(it->key()).substr(8), *metadata);
+        !status.ok()) {
+      return status;
+    }
+  }
+  return FromRocks(it->status(), "scanning point metadata");
+}
+
 uint64_t Storage::ApproximateBytes(uint64_t collection_id) {
   const std::string begin = EncodeCollectionPrefix(collection_id);
   const std::string end = EncodeCollectionPrefix(collection_id + 1);
@@ -412,6 +457,53 @@ uint64_t Storage::ApproximateBytes(uint64_t collection_id) {
   db_->GetApproximateSizes(size_options, points_, &range, 1, &size)
       .PermitUncheckedError();
   return size;
+}
+
+absl::Status Storage::ScanPointsAfter(
+    uint64_t collection_id, absl::string_view after_id, const ReadView& view,
+    const std::function<absl::StatusOr<bool>(absl::string_view point_id,
+                                             StoredPoint point)>& visit) {
+  // The smallest key after after_id's is after_id's key with a 0 byte
+  // appended.
+  std::string begin = EncodePointKey(collection_id, after_id);
+  if (!after_id.empty()) begin.push_back('\0');
+  const std::string end = EncodeCollectionPrefix(collection_id + 1);
+  rocksdb::Slice upper_bound(end);
+  rocksdb::ReadOptions read_options;
+  read_options.snapshot = view.get();
+  read_options.iterate_upper_bound = &upper_bound;
+
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(read_options, points_));
+  for (it->Seek(begin); it->Valid(); it->Next()) {
+    absl::StatusOr<StoredPoint> point = DecodePoint(View(it->value()));
+    if (!point.ok()) return point.status();
+    absl::StatusOr<bool> more =
+        visit(View(it->key()).substr(8), *std::move(point));
+    if (!more.ok()) return more.status();
+    if (!*more) return absl::OkStatus();
+  }
+  return FromRocks(it->status(), "scanning points");
+}
+
+absl::Status Storage::ScanFieldIndex(
+    absl::string_view begin, absl::string_view end, const ReadView& view,
+    const std::function<absl::StatusOr<bool>(absl::string_view key,
+                                             absl::string_view value)>& visit) {
+  const std::string end_key(end);
+  rocksdb::Slice upper_bound(end_key);
+  rocksdb::ReadOptions read_options;
+  read_options.snapshot = view.get();
+  read_options.iterate_upper_bound = &upper_bound;
+
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(read_options, field_index_));
+  for (it->Seek(ToSlice(begin)); it->Valid(); it->Next()) {
+    absl::StatusOr<bool> more = visit(View(it->key()), View(it->value()));
+    if (!more.ok()) return more.status();
+    if (!*more) return absl::OkStatus();
+  }
+  return FromRocks(it->status(), "scanning a field index");
 }
 
 }  // namespace vecdb::storage

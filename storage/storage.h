@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -47,6 +48,12 @@ class PointBatch {
 
   bool empty() const { return writes_.empty(); }
 
+  // Writes of the "field_index" column family, applied after the point
+  // writes; keys come from field_index_codec.h. A delete followed by a put
+  // of the same key leaves the put.
+  void PutFieldIndexKey(std::string key, std::string value = "");
+  void DeleteFieldIndexKey(std::string key);
+
  private:
   friend class Storage;
   struct Write {
@@ -54,14 +61,19 @@ class PointBatch {
     std::optional<std::string> value;  // nullopt deletes the point
   };
   std::vector<Write> writes_;
+  // Field index keys and values; nullopt deletes the key.
+  std::vector<std::pair<std::string, std::optional<std::string>>>
+      field_index_writes_;
 };
 
 // Durable storage of collections and points in RocksDB. Collections live in
 // the "collections" column family keyed by name; points in the "points"
-// column family keyed by collection id and point id (see point_codec.h).
-// Every write to a collection carries a sequence number, stored with the
-// ids it changed in the "changes" column family, so that an index saved at
-// one sequence can be brought up to date by replaying the later changes.
+// column family keyed by collection id and point id (see point_codec.h);
+// field indexes in the "field_index" column family (see
+// field_index_codec.h). Every write to a collection carries a sequence
+// number, stored with the ids it changed in the "changes" column family, so
+// that an index saved at one sequence can be brought up to date by
+// replaying the later changes.
 //
 // Thread-safe: every method may be called concurrently.
 class Storage {
@@ -132,6 +144,31 @@ class Storage {
   // Estimated bytes of the collection's points on disk and in memtables.
   uint64_t ApproximateBytes(uint64_t collection_id);
 
+  // Calls `visit` for the collection's points whose ids sort after
+  // `after_id` byte by byte (every point when it is empty), in id order,
+  // through `view`, until `visit` returns false. Stops at and returns the
+  // first error, from RocksDB, from decoding or from `visit`.
+  // Calls `visit` with the metadata bytes of every point of the collection
+  // that has metadata, in key order, reading through `view` without decoding
+  // vectors. Stops at and returns the first error.
+  absl::Status ScanPointMetadata(
+      uint64_t collection_id, const ReadView& view,
+      const std::function<absl::Status(absl::string_view point_id,
+                                       absl::string_view metadata)>& visit);
+
+  absl::Status ScanPointsAfter(
+      uint64_t collection_id, absl::string_view after_id, const ReadView& view,
+      const std::function<absl::StatusOr<bool>(absl::string_view point_id,
+                                               StoredPoint point)>& visit);
+
+  // Calls `visit` for each key of the "field_index" column family from
+  // `begin` up to, but not including, `end`, in key order, through `view`,
+  // until `visit` returns false. Stops at and returns the first error.
+  absl::Status ScanFieldIndex(
+      absl::string_view begin, absl::string_view end, const ReadView& view,
+      const std::function<absl::StatusOr<bool>(
+          absl::string_view key, absl::string_view value)>& visit);
+
  private:
   Storage(std::unique_ptr<rocksdb::DB> db,
           std::vector<rocksdb::ColumnFamilyHandle*> handles, bool sync_writes);
@@ -146,6 +183,8 @@ class Storage {
   rocksdb::ColumnFamilyHandle* collections_ = nullptr;  // name -> record
   rocksdb::ColumnFamilyHandle* points_ = nullptr;       // key -> point
   rocksdb::ColumnFamilyHandle* changes_ = nullptr;      // sequence -> ids
+  rocksdb::ColumnFamilyHandle* field_index_ =
+      nullptr;  // see field_index_codec.h
   const bool sync_writes_;
   // Serializes CreateCollection so that two creates never share an id.
   absl::Mutex create_mutex_;
