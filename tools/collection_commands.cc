@@ -52,12 +52,12 @@ std::string FormatIndex(const v1::IndexConfig& index) {
 }
 
 void PrintCollection(const v1::CollectionInfo& info) {
-  absl::PrintF("name:       %s\n", info.name());
-  absl::PrintF("dimension:  %d\n", info.dimension());
-  absl::PrintF("metric:     %s\n", MetricName(info.metric()));
-  absl::PrintF("index:      %s\n", FormatIndex(info.index()));
-  absl::PrintF("points:     %d\n", info.point_count());
-  absl::PrintF("disk bytes: %d (estimate)\n", info.disk_bytes());
+  absl::PrintF("name:         %s\n", info.name());
+  absl::PrintF("dimension:    %d\n", info.dimension());
+  absl::PrintF("metric:       %s\n", MetricName(info.metric()));
+  absl::PrintF("index:        %s\n", FormatIndex(info.index()));
+  absl::PrintF("points:       %d\n", info.point_count());
+  absl::PrintF("disk bytes:   %d (estimate)\n", info.disk_bytes());
   absl::PrintF("memory bytes: %d (estimate)\n", info.memory_bytes());
 }
 
@@ -262,8 +262,9 @@ void PrintHitsTable(const v1::SearchResponse& response) {
   absl::PrintF("%4s  %-24s %12s  %s\n", "RANK", "ID", "SCORE", "METADATA");
   int rank = 1;
   for (const v1::ScoredPoint& hit : response.hits()) {
-    absl::PrintF("%4d  %-24s %12.6f  %s\n", rank++, hit.id(), hit.score(),
-                 hit.has_metadata() ? CompactJson(hit.metadata()) : "");
+    absl::PrintF(
+        "%4d  %-24s %12.6f  %s\n", rank++, hit.id(), hit.score(),
+        hit.metadata().fields().empty() ? "" : CompactJson(hit.metadata()));
   }
 }
 
