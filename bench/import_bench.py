@@ -221,7 +221,7 @@ def report(args, figures):
     print(f"{'ratio':44} {'measured':>9} {'goal':>8}  met")
     for name, value, relation, goal in rows:
         met = value >= goal if relation == ">=" else value <= goal
-        print(f"{name:44} {value:9.2f} {relation:>4} {goal:<4}  "
+        print(f"{name:44} {value:9.3f} {relation:>4} {goal:<4}  "
               f"{'yes' if met else 'no'}")
 
 

@@ -11,7 +11,7 @@
 
 namespace vecdb::tools {
 
-// How the client reaches the server.
+// Address, message limit and deadline of the client's calls.
 struct ConnectionOptions {
   // HOST:PORT of vecdb-server.
   std::string server = "127.0.0.1:50051";

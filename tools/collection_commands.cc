@@ -34,14 +34,21 @@ void PrintJson(const google::protobuf::Message& message) {
   options.preserve_proto_field_names = true;
   options.always_print_primitive_fields = true;
   std::string json;
-  // Printing a message that was parsed from the wire cannot fail.
-  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
+  const auto status =
+      google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!status.ok()) {
+    absl::FPrintF(stderr, "vecdb: printing the reply as JSON failed: %s\n",
+                  status.ToString());
+    return;
+  }
   std::printf("%s\n", json.c_str());
 }
 
 std::string CompactJson(const google::protobuf::Struct& metadata) {
   std::string json;
-  (void)google::protobuf::util::MessageToJsonString(metadata, &json);
+  if (!google::protobuf::util::MessageToJsonString(metadata, &json).ok()) {
+    return "(metadata not printable as JSON)";
+  }
   return json;
 }
 

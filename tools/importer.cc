@@ -118,7 +118,7 @@ absl::StatusOr<CheckedInput> CheckInput(PointSource& source, uint32_t dimension,
   source.Rewind();
   if (result.ids.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(source.Describe(), " holds no points"));
+        absl::StrCat(source.Describe(), " contains no points"));
   }
   return result;
 }
@@ -129,8 +129,8 @@ absl::StatusOr<absl::flat_hash_set<size_t>> FindPresentIds(
   std::unique_ptr<v1::VectorDB::Stub> stub =
       v1::VectorDB::NewStub(MakeChannel(connection));
   // Get returns whole points, so a batch is sized to keep the reply well
-  // below the message limit; a reply that still exceeds it, through large
-  // metadata, is retried with half as many ids.
+  // below the message limit. A reply that still exceeds it because of large
+  // metadata is retried with half as many ids.
   const size_t point_bytes = size_t{dimension} * 5 + 512;
   size_t batch = std::clamp<size_t>(
       connection.max_message_bytes / 2 / point_bytes, 1, kMaxIdsPerGet);
@@ -315,7 +315,7 @@ class StreamSender {
         stub.Import(&context, &response);
     size_t written = 0;
     for (const v1::UpsertRequest& request : chunk.requests) {
-      // A failed write means the stream is broken; Finish says why.
+      // A failed write means the stream is broken, and Finish returns why.
       if (!writer->Write(request)) break;
       ++written;
     }

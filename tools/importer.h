@@ -15,7 +15,7 @@
 
 namespace vecdb::tools {
 
-// What the import sends and how.
+// Settings of an import: the target collection, request sizes and streams.
 struct ImportOptions {
   std::string collection;
   // Points per UpsertRequest at most (default 1000). A request is also cut
@@ -37,14 +37,15 @@ struct CheckedInput {
   uint32_t dimension = 0;
 };
 
-// Reads every point of `source` and checks it as the server would: the id
-// (1 to 256 bytes of UTF-8, unique in the input), the vector (the
-// collection's `dimension`, when nonzero, else the input's own; nonzero
-// under COSINE; a squared norm the server accepts under L2 and
-// DOT_PRODUCT) and the metadata. Returns INVALID_ARGUMENT naming the file
-// and line or row of the first bad point; for a duplicate id, also where
-// the id appeared first. Rewinds `source` before it returns.
-// A point too large for one message of `max_message_bytes` is rejected too.
+// Reads every point of `source` and checks it as the server would. An id
+// must be 1 to 256 bytes of UTF-8 and unique in the input. A vector must
+// have the collection's `dimension` (when 0, the input's own), must not be
+// zero under COSINE, and its squared norm must be within the server's limit
+// under L2 and DOT_PRODUCT. Metadata must be within the server's limits.
+// Returns INVALID_ARGUMENT naming the file and line or row of the first bad
+// point; for a duplicate id, also where the id appeared first. Rewinds `source`
+// before it returns. A point too large for one message of `max_message_bytes`
+// is rejected too.
 absl::StatusOr<CheckedInput> CheckInput(PointSource& source, uint32_t dimension,
                                         v1::Metric metric,
                                         size_t max_message_bytes);

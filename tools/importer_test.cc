@@ -94,7 +94,7 @@ TEST_F(CheckInputTest, RejectsEmptyId) {
 
 TEST_F(CheckInputTest, RejectsEmptyInput) {
   EXPECT_THAT(CheckJsonl("\n"), StatusIs(absl::StatusCode::kInvalidArgument,
-                                         HasSubstr("holds no points")));
+                                         HasSubstr("contains no points")));
 }
 
 TEST_F(CheckInputTest, ReportsNanRowOfNpy) {

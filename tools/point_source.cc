@@ -228,8 +228,8 @@ struct RowLines {
 };
 
 // Reads the lines of `path`, one for each of `rows` rows, rejecting empty
-// lines and a line count other than `rows`. `empty_hint` tells the user
-// what to write instead of an empty line.
+// lines and a line count other than `rows`. The error for an empty line
+// ends with `empty_hint`, the text to write instead.
 absl::StatusOr<RowLines> ReadRowLines(const std::string& path,
                                       const VectorFile& vectors,
                                       absl::string_view empty_hint) {
@@ -370,7 +370,7 @@ absl::StatusOr<std::unique_ptr<PointSource>> OpenPointSource(
   std::optional<RowLines> ids;
   if (!options.ids_path.empty()) {
     absl::StatusOr<RowLines> lines = ReadRowLines(
-        options.ids_path, **vectors, "every line must hold one id");
+        options.ids_path, **vectors, "every line must contain one id");
     if (!lines.ok()) return lines.status();
     ids = *std::move(lines);
   }

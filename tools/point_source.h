@@ -35,10 +35,10 @@ class PointSource {
   virtual ~PointSource() = default;
 
   // Reads the next point into `point`, replacing its contents. Returns
-  // false after the last point, and INVALID_ARGUMENT naming the file and
-  // line or row when the input is malformed: invalid JSON, a missing or
-  // mistyped field, a vector of another dimension than the first, a
-  // component that is not a finite float32.
+  // false after the last point. Returns INVALID_ARGUMENT naming the file and
+  // line or row when the input is malformed. Examples are invalid JSON, a
+  // missing or mistyped field, a vector of another dimension than the first
+  // and a component that is not a finite float32.
   virtual absl::StatusOr<bool> Next(v1::Point* point) = 0;
 
   // Starts again at the first point.
@@ -63,11 +63,11 @@ class PointSource {
 };
 
 // Opens the input that `options` names, choosing the format by the file's
-// ending (.jsonl, .npy, .fvecs). Returns INVALID_ARGUMENT for an unknown
-// ending, for --ids or --metadata given with a .jsonl file, for a file
-// whose header is invalid, and for an ids or metadata file whose line count
-// differs from the vector file's rows or that has an empty line; NOT_FOUND
-// when a file does not exist.
+// ending (.jsonl, .npy, .fvecs). Returns NOT_FOUND when a file does not
+// exist. Returns INVALID_ARGUMENT for an unknown ending, for --ids or
+// --metadata given with a .jsonl file, and for a file whose header is
+// invalid. An ids or metadata file with an empty line, or whose line count
+// differs from the vector file's rows, is INVALID_ARGUMENT too.
 absl::StatusOr<std::unique_ptr<PointSource>> OpenPointSource(
     const SourceOptions& options);
 

@@ -16,10 +16,9 @@ namespace vecdb::tools {
 std::string FormatDuration(double seconds);
 
 // Shows the progress of an import on a stream (stderr in the tool) from a
-// thread of its own. On a terminal it redraws one line with a bar, the
-// points done, the rate and the time left, five times a second; elsewhere
-// it prints a plain line every `interval`. Add may be called from any
-// thread.
+// thread of its own. On a terminal it redraws one line five times a second,
+// with a bar, the points done, the rate and the time left. Elsewhere it
+// prints a plain line every `interval`. Add may be called from any thread.
 class ProgressReporter {
  public:
   // Starts reporting progress towards `total` points.

@@ -186,7 +186,7 @@ absl::StatusOr<std::unique_ptr<VectorFile>> VectorFile::OpenNpy(
   const size_t row_stride = dimension * value_bytes;
   if (rows > (contents.size() - data_offset) / row_stride) {
     return NpyError(
-        path, absl::StrCat("the file holds ", contents.size() - data_offset,
+        path, absl::StrCat("the file contains ", contents.size() - data_offset,
                            " data bytes, too few for shape ",
                            FormatShape(*shape), "; it may be truncated"));
   }

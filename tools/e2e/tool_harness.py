@@ -115,7 +115,7 @@ class ToolTestCase(ServerTestCase):
         return found
 
     def assertStoredExactly(self, collection, ids, vectors):
-        """Assert the collection holds exactly these points and vectors."""
+        """Assert the collection contains exactly these points and vectors."""
         self.assertEqual(self.count(collection), len(ids))
         # Small enough batches that a reply fits a server limit of 64 KiB.
         batch = max(1, 40000 // (np.asarray(vectors).shape[1] * 4 + 64))
