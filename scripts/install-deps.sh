@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config
   librocksdb-dev libfaiss-dev libopenblas-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libspdlog-dev zlib1g-dev
+  libabsl-dev libspdlog-dev zlib1g-dev libcli11-dev libsimdjson-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-grpcio python3-numpy python3-faiss libhnswlib-dev
   dataset-fashion-mnist
