@@ -82,9 +82,12 @@ class Collection {
   // Inserts or replaces `points` in one atomic write. When an id repeats,
   // the later point wins. Returns the number of distinct ids written, or
   // INVALID_ARGUMENT naming the first bad point's position and id (nothing
-  // is written then), or NOT_FOUND when the collection was dropped.
+  // is written then), or NOT_FOUND when the collection was dropped. With
+  // AddMode::kDeferGraph the vectors wait for the HNSW graph, which the
+  // maintenance thread extends later.
   absl::StatusOr<uint64_t> Upsert(
-      const google::protobuf::RepeatedPtrField<v1::Point>& points);
+      const google::protobuf::RepeatedPtrField<v1::Point>& points,
+      index::AddMode mode = index::AddMode::kGraph);
 
   // Returns the stored points among `ids`, in request order.
   absl::StatusOr<std::vector<v1::Point>> Get(

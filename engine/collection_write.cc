@@ -42,7 +42,8 @@ absl::Status DroppedError(const CollectionConfig& config) {
 }  // namespace
 
 absl::StatusOr<uint64_t> Collection::Upsert(
-    const google::protobuf::RepeatedPtrField<v1::Point>& points) {
+    const google::protobuf::RepeatedPtrField<v1::Point>& points,
+    index::AddMode mode) {
   // Validate the whole batch before anything is written, and keep only the
   // last point of each id.
   absl::flat_hash_map<absl::string_view, int> last_position;
@@ -96,7 +97,7 @@ absl::StatusOr<uint64_t> Collection::Upsert(
   storage::ReadView view = storage_->TakeReadView();
 
   absl::MutexLock index_lock(&index_mutex_);
-  if (absl::Status status = ApplyUpserts(ids, vectors, std::move(view));
+  if (absl::Status status = ApplyUpserts(ids, vectors, std::move(view), mode);
       !status.ok()) {
     // Storage has the write but the index does not: searches miss these
     // points until the next restart rebuilds the index.

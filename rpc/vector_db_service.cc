@@ -1,10 +1,13 @@
 #include "rpc/vector_db_service.h"
 
+#include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "rpc/request_parsing.h"
 #include "rpc/status_mapping.h"
 
@@ -62,7 +65,10 @@ absl::StatusOr<uint64_t> VectorDbService::ApplyUpsert(
   absl::StatusOr<std::shared_ptr<Collection>> collection =
       database_->GetCollection(request.collection());
   if (!collection.ok()) return collection.status();
-  return (*collection)->Upsert(request.points());
+  return (*collection)
+      ->Upsert(request.points(), request.defer_index()
+                                     ? index::AddMode::kDeferGraph
+                                     : index::AddMode::kGraph);
 }
 
 // Parses and applies one Upsert on a worker thread.
@@ -122,20 +128,34 @@ class VectorDbService::ImportReactor final
       Finish(ShuttingDownStatus());
       return;
     }
+    reading_ = true;
     StartRead(&buffer_);
   }
 
+  // Queues each request and reads the next one while a worker applies the
+  // queue, so that receiving overlaps with writing.
   void OnReadDone(bool ok) override {
-    if (!ok) {
-      // The client finished the stream (or went away, in which case the
-      // status below is never delivered).
-      v1::ImportResponse reply;
-      reply.set_upserted(upserted_);
-      SerializeToByteBuffer(reply, response_);
-      Finish(grpc::Status::OK);
-      return;
+    std::optional<grpc::Status> final_status;
+    {
+      absl::MutexLock lock(&mutex_);
+      reading_ = false;
+      if (finished_) return;
+      if (!ok) {
+        // The client finished the stream (or went away, in which case the
+        // status below is never delivered).
+        client_done_ = true;
+        if (!applying_) final_status = CountStatus();
+      } else {
+        queue_.push_back(std::move(buffer_));
+        buffer_ = grpc::ByteBuffer();
+        ReadMoreIfRoom();
+        if (!applying_) {
+          applying_ = true;
+          service_->workers_.Schedule([this] { ApplyQueue(); });
+        }
+      }
     }
-    service_->workers_.Schedule([this] { ApplyRequest(); });
+    if (final_status.has_value()) Finish(*final_status);
   }
 
   void OnDone() override {
@@ -144,38 +164,91 @@ class VectorDbService::ImportReactor final
   }
 
  private:
-  void ApplyRequest() {
-    v1::UpsertRequest request;
-    absl::Status status = ParseUpsertRequest(buffer_, &request);
-    if (status.ok()) {
-      absl::StatusOr<uint64_t> written = service_->ApplyUpsert(request);
-      if (written.ok()) upserted_ += *written;
-      status = written.status();
-    }
-    if (!status.ok()) {
-      FinishWithError(status);
+  // Requests received but not applied yet, at most.
+  static constexpr size_t kMaxQueued = 2;
+
+  void ReadMoreIfRoom() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    if (reading_ || client_done_ || finished_ || queue_.size() >= kMaxQueued) {
       return;
     }
-    ++position_;
+    reading_ = true;
     StartRead(&buffer_);
   }
 
-  // Finishes the stream, saying how many points are stored so that the
-  // client knows where to resume.
-  void FinishWithError(const absl::Status& status) {
-    Finish(ToGrpcStatus(absl::Status(
+  // Applies queued requests in order until the queue is empty. Finish is
+  // the last use of `this`, because OnDone may delete it at once.
+  void ApplyQueue() {
+    std::optional<grpc::Status> final_status;
+    while (!final_status.has_value()) {
+      grpc::ByteBuffer next;
+      {
+        absl::MutexLock lock(&mutex_);
+        if (queue_.empty()) {
+          applying_ = false;
+          if (!client_done_ || finished_) return;
+          final_status = CountStatus();
+          break;
+        }
+        next = std::move(queue_.front());
+        queue_.pop_front();
+        ReadMoreIfRoom();
+      }
+      v1::UpsertRequest request;
+      absl::Status status = ParseUpsertRequest(next, &request);
+      if (status.ok()) {
+        absl::StatusOr<uint64_t> written = service_->ApplyUpsert(request);
+        if (written.ok()) upserted_ += *written;
+        status = written.status();
+      }
+      if (status.ok()) {
+        ++position_;
+        continue;
+      }
+      // A read still in flight ends with ok false once the call is
+      // finished, and OnReadDone then does nothing.
+      absl::MutexLock lock(&mutex_);
+      queue_.clear();
+      applying_ = false;
+      final_status = ErrorStatus(status);
+    }
+    Finish(*final_status);
+  }
+
+  // The reply for a stream the client completed: how many points it stored.
+  grpc::Status CountStatus() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    finished_ = true;
+    v1::ImportResponse reply;
+    reply.set_upserted(upserted_);
+    SerializeToByteBuffer(reply, response_);
+    return grpc::Status::OK;
+  }
+
+  // The status for a failed request, saying how many points are stored so
+  // that the client knows where to resume.
+  grpc::Status ErrorStatus(const absl::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    finished_ = true;
+    return ToGrpcStatus(absl::Status(
         status.code(),
         absl::StrCat("stream request ", position_, ": ", status.message(), " (",
                      upserted_,
                      upserted_ == 1 ? " point from earlier requests is stored)"
                                     : " points from earlier requests are "
-                                      "stored)"))));
+                                      "stored)")));
   }
 
   VectorDbService* const service_;
   grpc::ByteBuffer* const response_;
   const bool admitted_;
-  grpc::ByteBuffer buffer_;
+  absl::Mutex mutex_;
+  // The buffer the read in flight fills.
+  grpc::ByteBuffer buffer_ ABSL_GUARDED_BY(mutex_);
+  std::deque<grpc::ByteBuffer> queue_ ABSL_GUARDED_BY(mutex_);
+  bool reading_ ABSL_GUARDED_BY(mutex_) = false;
+  bool applying_ ABSL_GUARDED_BY(mutex_) = false;
+  bool client_done_ ABSL_GUARDED_BY(mutex_) = false;
+  bool finished_ ABSL_GUARDED_BY(mutex_) = false;
+  // Only the worker applying the queue touches these.
   int64_t position_ = 0;
   uint64_t upserted_ = 0;
 };

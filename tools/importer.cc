@@ -412,6 +412,7 @@ ImportResult SendPoints(PointSource& source,
   Chunk chunk;
   auto finish_request = [&] {
     v1::UpsertRequest request = builder.Take();
+    request.set_defer_index(options.defer_index);
     chunk.points += request.points_size();
     chunk.requests.push_back(std::move(request));
   };

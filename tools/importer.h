@@ -28,6 +28,9 @@ struct ImportOptions {
   int requests_per_stream = 8;
   // Seconds between plain progress lines when stderr is not a terminal.
   double progress_interval_seconds = 5;
+  // Ask the server to add the points to the HNSW graph after the load
+  // (UpsertRequest.defer_index).
+  bool defer_index = false;
 };
 
 // The input after a full local check.

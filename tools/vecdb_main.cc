@@ -115,6 +115,10 @@ void AddImportCommand(CLI::App& app, vecdb::tools::ImportCommand* command,
                    "the server to acknowledge them and opens the next")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  import->add_flag("--defer_index", command->import.defer_index,
+                   "HNSW: store the points and let searches scan them "
+                   "exactly, and have the server build the graph after the "
+                   "load (the import finishes at storage speed)");
   import->add_flag("--resume", command->resume,
                    "skip points whose id the collection already contains, "
                    "to finish an import that stopped");

@@ -391,3 +391,18 @@ class ServerTestCase(unittest.TestCase):
 
     def assertServing(self):
         self.assertEqual(self.server.health(), HEALTH_SERVING)
+
+    def wait_until_indexed(self, collection, timeout_seconds=120):
+        """Wait until the collection has no points waiting for its graph."""
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            info = self.stub.GetCollection(
+                vecdb_pb2.GetCollectionRequest(name=collection),
+                timeout=RPC_TIMEOUT_SECONDS)
+            if info.unindexed_points == 0:
+                return
+            if time.monotonic() > deadline:
+                self.fail(f"{info.unindexed_points} points of {collection} "
+                          f"still wait for the graph after "
+                          f"{timeout_seconds} s")
+            time.sleep(0.1)

@@ -251,6 +251,35 @@ class PointTest(ServerTestCase):
         self.assertEqual([h.id for h in hits], ["a", "b"])
 
 
+    def test_deferred_points_searchable_before_and_after_indexing(self):
+        self.create("c", 8, L2, HNSW)
+        rng = np.random.default_rng(8)
+        vectors = rng.standard_normal((2000, 8))
+        self.stub.Upsert(vecdb_pb2.UpsertRequest(
+            collection="c", defer_index=True,
+            points=[point(f"p{i}", v) for i, v in enumerate(vectors)]),
+            timeout=RPC_TIMEOUT_SECONDS)
+        # Replaces and deletes of waiting points take effect too.
+        vectors[5] = rng.standard_normal(8)
+        self.upsert("c", [point("p5", vectors[5])])
+        self.stub.Delete(vecdb_pb2.DeleteRequest(collection="c", ids=["p6"]),
+                         timeout=RPC_TIMEOUT_SECONDS)
+
+        def check():
+            for row in (0, 5, 1999):
+                hits = self.search("c", vectors[row], 1)
+                self.assertEqual([h.id for h in hits], [f"p{row}"])
+            hits = self.search("c", vectors[6], 3000)
+            self.assertEqual(len(hits), 1999)
+            self.assertNotIn("p6", [h.id for h in hits])
+
+        check()
+        self.wait_until_indexed("c")
+        check()
+        self.crash_and_restart()
+        check()
+
+
 class SearchTest(ServerTestCase):
 
     def setUp(self):

@@ -118,6 +118,26 @@ class ImportFormatsTest(ToolTestCase):
         self.assertEqual(info.index.ef_construction, 40)
         self.assertEqual(info.point_count, 200)
 
+    def test_defer_index_builds_graph_after_load(self):
+        vectors = self.vectors(3000, 16)
+        npy = self.save_npy("v.npy", vectors)
+
+        result = self.run_tool("import", npy, "--collection", "docs",
+                               "--create", "--metric", "l2", "--index", "hnsw",
+                               "--id_prefix", "p", "--defer_index")
+
+        self.assertSucceeded(result)
+        self.assertEqual(imported_count(result.stdout), 3000)
+        # Searches find every point at once, before and after the server
+        # moves them into the graph.
+        for row in (0, 1234, 2999):
+            hits = self.search("docs", vectors[row], 1)
+            self.assertEqual([h.id for h in hits], [f"p{row}"])
+        self.wait_until_indexed("docs")
+        for row in (0, 1234, 2999):
+            hits = self.search("docs", vectors[row], 1)
+            self.assertEqual([h.id for h in hits], [f"p{row}"])
+
     def test_existing_collection_needs_no_create(self):
         self.create("docs", 4, vecdb_pb2.L2)
         npy = self.save_npy("v.npy", self.vectors(10, 4))
