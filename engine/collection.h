@@ -280,6 +280,11 @@ class Collection {
 
   float ToScore(float distance) const;
 
+  // Writes `batch` to storage under the collection's next write sequence
+  // and returns that sequence.
+  absl::StatusOr<uint64_t> WriteToStorage(const storage::PointBatch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mutex_);
+
   // Records a write of `ids` under `sequence` that the index now reflects.
   void NoteApplied(uint64_t sequence, absl::Span<const std::string* const> ids)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mutex_, index_mutex_);

@@ -381,17 +381,14 @@ absl::StatusOr<v1::CollectionInfo> Collection::CreateFieldIndex(
     if (exists) return Describe();
     // TODO(perf): one batch contains every entry. Collections of many
     // millions of points would want the build split into several batches.
-    const uint64_t sequence = ++last_sequence_;
-    if (absl::Status status = storage_->Write(id_, sequence, batch);
-        !status.ok()) {
-      return status;
-    }
+    absl::StatusOr<uint64_t> sequence = WriteToStorage(batch);
+    if (!sequence.ok()) return sequence.status();
     storage::ReadView view = storage_->TakeReadView();
 
     absl::MutexLock index_lock(&index_mutex_);
     field_indexes_[spec->key] = *spec;
     view_ = std::move(view);
-    NoteApplied(sequence, {});
+    NoteApplied(*sequence, {});
     spdlog::info("[{}] field index on '{}' ({}) built: {} entries in {:.2f} s",
                  config_.name, spec->key, v1::FieldIndexType_Name(spec->type),
                  entries, absl::ToDoubleSeconds(absl::Now() - start));

@@ -43,17 +43,6 @@ void SetAside(const std::string& path) {
   std::filesystem::rename(path, path + ".rejected", error);
 }
 
-// Keeps each id at its last position only.
-std::vector<std::string> Distinct(std::vector<std::string> ids) {
-  absl::flat_hash_set<std::string> seen;
-  std::vector<std::string> distinct;
-  for (auto it = ids.rbegin(); it != ids.rend(); ++it) {
-    if (seen.insert(*it).second) distinct.push_back(std::move(*it));
-  }
-  std::reverse(distinct.begin(), distinct.end());
-  return distinct;
-}
-
 }  // namespace
 
 absl::StatusOr<bool> Collection::LoadCheckpoint() {
@@ -389,35 +378,35 @@ absl::Status Collection::Compact(const std::atomic<bool>& cancel) {
 
   // Carries the current state of `changed` ids over to the new index.
   auto carry_over =
-      [&](std::vector<std::string> changed)
-          ABSL_SHARED_LOCKS_REQUIRED(index_mutex_) {
-            std::vector<std::string> current;
-            std::vector<float> current_vectors;
-            for (std::string& id : Distinct(std::move(changed))) {
-              auto old = fresh_id_to_label.find(id);
-              if (old != fresh_id_to_label.end()) {
-                fresh->MarkDeleted(old->second);
-                std::string().swap(fresh_label_to_id[old->second]);
-                fresh_id_to_label.erase(old);
-              }
-              auto live = id_to_label_.find(id);
-              if (live == id_to_label_.end()) continue;
-              const float* vector = index_->StoredVector(live->second);
-              current_vectors.insert(current_vectors.end(), vector,
-                                     vector + config_.dimension);
-              current.push_back(std::move(id));
-            }
-            const index::Label first = fresh->size();
-            absl::Status status = fresh->Add(
-                static_cast<int64_t>(current.size()), current_vectors.data());
-            if (!status.ok()) return status;
-            for (size_t i = 0; i < current.size(); ++i) {
-              fresh_id_to_label.emplace(current[i],
-                                        first + static_cast<index::Label>(i));
-              fresh_label_to_id.push_back(std::move(current[i]));
-            }
-            return absl::OkStatus();
-          };
+      [&](std::vector<std::string> changed) ABSL_SHARED_LOCKS_REQUIRED(
+          index_mutex_) {
+        std::vector<std::string> current;
+        std::vector<float> current_vectors;
+        for (std::string& id : storage::KeepLastOfEach(std::move(changed))) {
+          auto old = fresh_id_to_label.find(id);
+          if (old != fresh_id_to_label.end()) {
+            fresh->MarkDeleted(old->second);
+            std::string().swap(fresh_label_to_id[old->second]);
+            fresh_id_to_label.erase(old);
+          }
+          auto live = id_to_label_.find(id);
+          if (live == id_to_label_.end()) continue;
+          const float* vector = index_->StoredVector(live->second);
+          current_vectors.insert(current_vectors.end(), vector,
+                                 vector + config_.dimension);
+          current.push_back(std::move(id));
+        }
+        const index::Label first = fresh->size();
+        absl::Status status = fresh->Add(static_cast<int64_t>(current.size()),
+                                         current_vectors.data());
+        if (!status.ok()) return status;
+        for (size_t i = 0; i < current.size(); ++i) {
+          fresh_id_to_label.emplace(current[i],
+                                    first + static_cast<index::Label>(i));
+          fresh_label_to_id.push_back(std::move(current[i]));
+        }
+        return absl::OkStatus();
+      };
   auto take_changed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mutex_) {
     std::vector<std::string> changed;
     changed.swap(changed_while_compacting_);

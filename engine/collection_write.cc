@@ -41,6 +41,18 @@ absl::Status DroppedError(const CollectionConfig& config) {
 
 }  // namespace
 
+absl::StatusOr<uint64_t> Collection::WriteToStorage(
+    const storage::PointBatch& batch) {
+  // A failed write may still have reached the log, so its sequence is never
+  // given to another write.
+  const uint64_t sequence = ++last_sequence_;
+  if (absl::Status status = storage_->Write(id_, sequence, batch);
+      !status.ok()) {
+    return status;
+  }
+  return sequence;
+}
+
 absl::StatusOr<uint64_t> Collection::Upsert(
     const google::protobuf::RepeatedPtrField<v1::Point>& points,
     index::AddMode mode) {
@@ -87,13 +99,8 @@ absl::StatusOr<uint64_t> Collection::Upsert(
       AddFieldIndexWrites(*ids[i], metadata[i], &batch);
     }
   }
-  // A failed write may still have reached the log, so its sequence is never
-  // given to another write.
-  const uint64_t sequence = ++last_sequence_;
-  if (absl::Status status = storage_->Write(id_, sequence, batch);
-      !status.ok()) {
-    return status;
-  }
+  absl::StatusOr<uint64_t> sequence = WriteToStorage(batch);
+  if (!sequence.ok()) return sequence.status();
   storage::ReadView view = storage_->TakeReadView();
 
   absl::MutexLock index_lock(&index_mutex_);
@@ -106,7 +113,7 @@ absl::StatusOr<uint64_t> Collection::Upsert(
     index_incomplete_ = true;
     return status;
   }
-  NoteApplied(sequence, ids);
+  NoteApplied(*sequence, ids);
   for (size_t i = 0; i < ids.size(); ++i) CacheMetadata(*ids[i], metadata[i]);
   return ids.size();
 }
@@ -142,11 +149,8 @@ absl::StatusOr<uint64_t> Collection::Delete(
     }
   }
   if (deleted.empty()) return 0;
-  const uint64_t sequence = ++last_sequence_;
-  if (absl::Status status = storage_->Write(id_, sequence, batch);
-      !status.ok()) {
-    return status;
-  }
+  absl::StatusOr<uint64_t> sequence = WriteToStorage(batch);
+  if (!sequence.ok()) return sequence.status();
   storage::ReadView view = storage_->TakeReadView();
 
   absl::MutexLock index_lock(&index_mutex_);
@@ -157,7 +161,7 @@ absl::StatusOr<uint64_t> Collection::Delete(
     CacheMetadata(*id, nullptr);
   }
   view_ = std::move(view);
-  NoteApplied(sequence, deleted);
+  NoteApplied(*sequence, deleted);
   return deleted.size();
 }
 

@@ -1,8 +1,10 @@
 #include "storage/point_codec.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/base/internal/endian.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
@@ -108,6 +110,16 @@ std::string EncodeChangedIds(absl::Span<const std::string> point_ids) {
     value.append(id);
   }
   return value;
+}
+
+std::vector<std::string> KeepLastOfEach(std::vector<std::string> ids) {
+  absl::flat_hash_set<std::string> seen;
+  std::vector<std::string> kept;
+  for (auto it = ids.rbegin(); it != ids.rend(); ++it) {
+    if (seen.insert(*it).second) kept.push_back(std::move(*it));
+  }
+  std::reverse(kept.begin(), kept.end());
+  return kept;
 }
 
 absl::Status DecodeChangedIds(absl::string_view value,

@@ -47,6 +47,10 @@ std::string EncodeChangeKey(uint64_t collection_id, uint64_t sequence);
 // length as a little-endian uint32, then its bytes.
 std::string EncodeChangedIds(absl::Span<const std::string> point_ids);
 
+// Returns `ids` with each id kept at its last position only, so that ids
+// collected from several changes come out in the order of their last one.
+std::vector<std::string> KeepLastOfEach(std::vector<std::string> ids);
+
 // Appends the ids of a value written by EncodeChangedIds to `point_ids`.
 // Returns DATA_LOSS when the value is truncated.
 absl::Status DecodeChangedIds(absl::string_view value,

@@ -93,6 +93,32 @@ std::string EncodeSequence(uint64_t sequence) {
   return value;
 }
 
+// An iterator over the keys of one collection in one column family, up to
+// the collection's last key, reading through a view. A bulk iterator is for
+// scans of the whole collection: it reads ahead and bypasses the block
+// cache.
+struct CollectionIterator {
+  CollectionIterator(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family,
+                     uint64_t collection_id, const ReadView& view, bool bulk)
+      : end(EncodeCollectionPrefix(collection_id + 1)), upper_bound(end) {
+    rocksdb::ReadOptions read_options;
+    read_options.snapshot = view.get();
+    read_options.iterate_upper_bound = &upper_bound;
+    if (bulk) {
+      read_options.fill_cache = false;
+      read_options.readahead_size = size_t{8} << 20;
+    }
+    iterator.reset(db->NewIterator(read_options, family));
+  }
+
+  rocksdb::Iterator* operator->() const { return iterator.get(); }
+
+  // The bound must outlive the iterator, which keeps a pointer to it.
+  const std::string end;
+  const rocksdb::Slice upper_bound;
+  std::unique_ptr<rocksdb::Iterator> iterator;
+};
+
 }  // namespace
 
 void PointBatch::Put(absl::string_view point_id, const StoredPoint& point) {
@@ -301,13 +327,8 @@ absl::StatusOr<std::vector<std::string>> Storage::ChangedIdsAfter(
   }
 
   const std::string begin = EncodeChangeKey(collection_id, after + 1);
-  const std::string end = EncodeCollectionPrefix(collection_id + 1);
-  rocksdb::Slice upper_bound(end);
-  rocksdb::ReadOptions read_options;
-  read_options.snapshot = view.get();
-  read_options.iterate_upper_bound = &upper_bound;
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(read_options, changes_));
+  CollectionIterator it(db_.get(), changes_, collection_id, view,
+                        /*bulk=*/false);
   it->Seek(begin);
   for (; it->Valid(); it->Next()) {
     if (absl::Status status = DecodeChangedIds(View(it->value()), &changed);
@@ -320,14 +341,7 @@ absl::StatusOr<std::vector<std::string>> Storage::ChangedIdsAfter(
     return status;
   }
 
-  // Keep each id at its last change only.
-  absl::flat_hash_set<std::string> seen;
-  std::vector<std::string> distinct;
-  for (auto it_id = changed.rbegin(); it_id != changed.rend(); ++it_id) {
-    if (seen.insert(*it_id).second) distinct.push_back(std::move(*it_id));
-  }
-  std::reverse(distinct.begin(), distinct.end());
-  return distinct;
+  return KeepLastOfEach(std::move(changed));
 }
 
 absl::Status Storage::TrimChanges(uint64_t collection_id, uint64_t through) {
@@ -396,15 +410,8 @@ absl::Status Storage::ScanPoints(
     const std::function<absl::Status(absl::string_view point_id,
                                      StoredPoint point)>& visit) {
   const std::string begin = EncodeCollectionPrefix(collection_id);
-  const std::string end = EncodeCollectionPrefix(collection_id + 1);
-  rocksdb::Slice upper_bound(end);
-  rocksdb::ReadOptions read_options;
-  read_options.snapshot = view.get();
-  read_options.iterate_upper_bound = &upper_bound;
-  read_options.fill_cache = false;
-
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(read_options, points_));
+  CollectionIterator it(db_.get(), points_, collection_id, view,
+                        /*bulk=*/true);
   for (it->Seek(begin); it->Valid(); it->Next()) {
     absl::StatusOr<StoredPoint> point = DecodePoint(View(it->value()));
     if (!point.ok()) return point.status();
@@ -422,16 +429,8 @@ absl::Status Storage::ScanPointMetadata(
     const std::function<absl::Status(absl::string_view point_id,
                                      absl::string_view metadata)>& visit) {
   const std::string begin = EncodeCollectionPrefix(collection_id);
-  const std::string end = EncodeCollectionPrefix(collection_id + 1);
-  rocksdb::Slice upper_bound(end);
-  rocksdb::ReadOptions read_options;
-  read_options.snapshot = view.get();
-  read_options.iterate_upper_bound = &upper_bound;
-  read_options.fill_cache = false;
-  read_options.readahead_size = size_t{8} << 20;
-
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(read_options, points_));
+  CollectionIterator it(db_.get(), points_, collection_id, view,
+                        /*bulk=*/true);
   for (it->Seek(begin); it->Valid(); it->Next()) {
     absl::StatusOr<absl::string_view> metadata =
         PointMetadata(View(it->value()));
@@ -467,14 +466,8 @@ absl::Status Storage::ScanPointsAfter(
   // appended.
   std::string begin = EncodePointKey(collection_id, after_id);
   if (!after_id.empty()) begin.push_back('\0');
-  const std::string end = EncodeCollectionPrefix(collection_id + 1);
-  rocksdb::Slice upper_bound(end);
-  rocksdb::ReadOptions read_options;
-  read_options.snapshot = view.get();
-  read_options.iterate_upper_bound = &upper_bound;
-
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(read_options, points_));
+  CollectionIterator it(db_.get(), points_, collection_id, view,
+                        /*bulk=*/false);
   for (it->Seek(begin); it->Valid(); it->Next()) {
     absl::StatusOr<StoredPoint> point = DecodePoint(View(it->value()));
     if (!point.ok()) return point.status();
