@@ -66,7 +66,7 @@ def varint(value):
 
 
 def field(number, payload):
-    """A length-delimited protobuf field."""
+    """Encode a length-delimited protobuf field."""
     return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 

@@ -116,7 +116,7 @@ class CheckpointTest : public DatabaseTest {
   }
 };
 
-TEST_F(CheckpointTest, CloseSavesAnIndexThatTheNextOpenLoads) {
+TEST_F(CheckpointTest, OpenLoadsIndexSavedAtClose) {
   std::shared_ptr<Collection> collection = Create("c", kDimension, v1::L2);
   ASSERT_OK(Upsert(*collection, PointsFor(0, 300)));
   ASSERT_OK(collection->Delete(IdField(0, 40)));
@@ -216,7 +216,7 @@ INSTANTIATE_TEST_SUITE_P(Damage, DamagedIndexTest,
                            return name;
                          });
 
-TEST_F(CheckpointTest, DamagedNewestFileFallsBackToTheOlderOne) {
+TEST_F(CheckpointTest, DamagedNewestFileUsesOlderOne) {
   options_.maintenance.checkpoint_changes = 1;
   Reopen();
   std::shared_ptr<Collection> collection = Create("c", kDimension, v1::L2);

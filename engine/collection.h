@@ -34,7 +34,7 @@ struct CollectionConfig {
   v1::IndexConfig index;
 };
 
-// The FAISS index that holds a collection with `config`.
+// The FAISS index spec for a collection with `config`.
 index::IndexSpec ToIndexSpec(const CollectionConfig& config);
 
 // When a collection saves its index and compacts away deleted labels.
@@ -55,9 +55,9 @@ struct MaintenanceOptions {
 // in parallel with each other and with the storage part of a write. A write
 // becomes visible to searches all at once, after it is durable.
 //
-// The index is derived from storage. Checkpoints save it, stamped with the
-// sequence of the last write it reflects, as files in `index_dir`; opening
-// loads the newest valid one and replays the writes after it.
+// The index is derived from storage. Checkpoints save it as files in
+// `index_dir`, stamped with the sequence of the last write it reflects, so
+// opening loads the newest valid one and replays only the later writes.
 class Collection {
  public:
   // Opens a stored collection: loads its newest valid index checkpoint from

@@ -26,8 +26,8 @@ constexpr size_t kCompactionChunk = 16384;
 // index. Small, because searches wait meanwhile.
 constexpr int64_t kGraphChunk = 256;
 
-// Longest a maintenance round spends moving waiting vectors into the graph
-// before it turns to compaction and checkpoints.
+// Maximum time a maintenance round spends moving waiting vectors into the
+// graph before it turns to compaction and checkpoints.
 constexpr absl::Duration kGraphBudget = absl::Seconds(5);
 
 double Megabytes(const std::string& path) {
@@ -317,7 +317,7 @@ absl::Status Collection::Compact(const std::atomic<bool>& cancel) {
   absl::MutexLock maintenance_lock(&maintenance_mutex_);
   const absl::Time start = absl::Now();
 
-  // Copy the live vectors; writers wait, searches go on.
+  // Copy the live vectors. Writers wait meanwhile, searches do not.
   std::vector<std::string> ids;
   std::vector<float> vectors;
   int64_t old_labels = 0;

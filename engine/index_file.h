@@ -17,10 +17,10 @@ namespace vecdb::engine {
 // label, as of one write sequence. A label whose id is empty was retired
 // (its point replaced or deleted) and is marked deleted in the index.
 //
-// File layout (see docs/format.md): a header with a magic string, a format
-// version, the collection id, the sequence and the label count; the ids;
-// the FAISS index in FAISS's own format; then a CRC-32 of everything before
-// it and an end marker.
+// The file starts with a header (magic string, format version, collection
+// id, sequence, label count) and the ids. The FAISS index follows in
+// FAISS's own format, then a CRC-32 of everything before it and an end
+// marker. docs/format.md has the details.
 struct IndexCheckpoint {
   uint64_t collection_id = 0;
   uint64_t sequence = 0;

@@ -26,8 +26,8 @@ faiss::MetricType ToFaiss(IndexMetric metric) {
 }
 
 // Admits labels that exist, are not marked deleted and, when `selected` is
-// given, are selected in it. FAISS sees the positions in one index, which
-// are the labels minus `offset`.
+// given, are selected in it. FAISS passes positions in one index, which are
+// the labels minus `offset`.
 class LiveLabelSelector : public faiss::IDSelector {
  public:
   LiveLabelSelector(const std::vector<uint8_t>& deleted, Label offset,
@@ -171,7 +171,7 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Load(
     index->pending_.reset(flat);
   }
   if (static_cast<int64_t>(deleted.size()) != index->size()) {
-    return absl::DataLossError(absl::StrCat("the index holds ", index->size(),
+    return absl::DataLossError(absl::StrCat("the index contains ", index->size(),
                                             " vectors but ", deleted.size(),
                                             " deletion marks came with it"));
   }

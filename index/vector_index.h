@@ -45,9 +45,10 @@ struct Neighbor {
   float distance;
 };
 
-// Where Add puts new vectors under HNSW.
+// The destination of vectors that Add puts into an HNSW index.
 enum class AddMode {
-  // Into the graph at once (slow: the caller holds exclusive access).
+  // Into the graph at once, which is slow while the caller has exclusive
+  // access.
   kGraph,
   // Into a flat list that searches scan exactly, until IndexPending moves
   // them into the graph. Quick, so a caller can add many vectors and build
@@ -75,10 +76,10 @@ class VectorIndex {
   static absl::StatusOr<std::unique_ptr<VectorIndex>> Create(
       const IndexSpec& spec);
 
-  // Reads an index that Save wrote for the same spec, and marks the labels
-  // whose `deleted` byte is nonzero as deleted; `deleted` must have one byte
-  // per stored vector. DATA_LOSS when FAISS cannot read it or it does not
-  // match the spec.
+  // Reads an index that Save wrote for the same spec and marks the labels
+  // whose `deleted` byte is nonzero as deleted. `deleted` has one byte per
+  // stored vector. Returns DATA_LOSS when FAISS cannot read the index or it
+  // does not match the spec.
   static absl::StatusOr<std::unique_ptr<VectorIndex>> Load(
       const IndexSpec& spec, faiss::IOReader* reader,
       std::vector<uint8_t> deleted);
@@ -178,7 +179,7 @@ class VectorIndex {
   // The flat vectors: index_ itself under FLAT, the HNSW storage otherwise.
   faiss::IndexFlat* flat_ = nullptr;
   faiss::IndexHNSWFlat* hnsw_ = nullptr;  // null under FLAT
-  // HNSW only: vectors added but not yet in the graph. Position i holds
+  // HNSW only: vectors added but not yet in the graph. Position i contains
   // label index_->ntotal + i.
   std::unique_ptr<faiss::IndexFlat> pending_;
   // One byte per label, 1 when deleted; read by the search-time selector.

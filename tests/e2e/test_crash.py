@@ -3,11 +3,10 @@
 Client threads upsert, replace and delete points while the server is
 killed with SIGKILL, over several rounds. The server saves index
 checkpoints and compacts its indexes often, so kills land before, during
-and after those too. After each restart every point must be in a state that
-some acknowledged or unfinished write left it in: an acknowledged upsert is
-present with its vector and metadata, an acknowledged delete is absent, and
-only the writes cut off by the kill may have gone either way. Searches must
-find exactly the points that Get finds.
+and after those too. After each restart an acknowledged upsert is present
+with its vector and metadata and an acknowledged delete is absent. Only the
+writes cut off by the kill may have gone either way. Searches must find
+exactly the points that Get finds.
 
 VECDB_CRASH_ROUNDS sets the number of kills (default 8).
 """
@@ -126,9 +125,9 @@ class CrashTest(ServerTestCase):
             self.assertEqual(sorted(h.id for h in hits), sorted(found),
                              f"round {round_number}: {name}")
             # An exact scan of the index finds each stored point by its own
-            # vector, so the index holds every stored vector. A graph search
-            # does too, nearly always: under heavy replacement HNSW can
-            # leave a few nodes that no search reaches until the next
+            # vector, so the index contains every stored vector. A graph
+            # search nearly always does too. Under heavy replacement HNSW
+            # can leave a few nodes that no search reaches until the next
             # compaction rebuilds the graph.
             sample = list(found.values())[::5]
             graph_found = 0
@@ -159,8 +158,8 @@ class CrashTest(ServerTestCase):
                 thread.start()
             time.sleep(rng.uniform(0.5, 2.5))
             killed.set()
-            # Kill first and close the channel only once the writers have
-            # seen their calls fail, so each knows whether it sent one.
+            # Kill first and close the channel only after the writers' calls
+            # failed, so that no writer fails before it sends its call.
             self.server.process.kill()
             self.server.process.wait()
             for thread in threads:
