@@ -370,7 +370,7 @@ class ResultSizeTest(ServerTestCase):
     def test_large_top_k_returns_k_hits(self):
         rng = np.random.default_rng(12)
         # Small graph parameters keep the build of 200,000 points short; the
-        # case is about the size of the answer, not its recall.
+        # case is about the size of the response, not its recall.
         self.create("large", 128, L2, HNSW, m=8, ef_construction=16)
         for start in range(0, 200000, 5000):
             vectors = rng.standard_normal((5000, 128)).astype(np.float32)
@@ -424,7 +424,7 @@ class LimitsAndNamesTest(ServerTestCase):
         self.assertEqual(self.count("wide"), 0)
         self.assertServing()
 
-    def test_search_answer_over_response_limit_fails(self):
+    def test_search_response_over_limit_fails(self):
         server = self.start_server("--max_response_bytes", "65536")
         stub = server.stub()
         stub.CreateCollection(vecdb_pb2.CreateCollectionRequest(
