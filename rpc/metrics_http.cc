@@ -1,8 +1,14 @@
 #include "rpc/metrics_http.h"
 
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "civetweb.h"
 
 namespace vecdb::rpc {
@@ -21,6 +27,31 @@ void AppendCollectionGauge(const std::vector<v1::CollectionInfo>& collections,
     // no escaping inside a label value.
     absl::StrAppend(out, name, "{collection=\"", info.name(), "\"} ",
                     (info.*value)(), "\n");
+  }
+}
+
+// Appends, per collection with an index checkpoint, the seconds since the
+// checkpoint file was written: how much a restart would have to replay.
+void AppendCheckpointAges(engine::Database& database,
+                          const std::vector<v1::CollectionInfo>& collections,
+                          std::string* out) {
+  absl::StrAppend(out,
+                  "# HELP vecdb_collection_checkpoint_age_seconds Seconds "
+                  "since the collection's newest index checkpoint was "
+                  "written; absent before the first one.\n"
+                  "# TYPE vecdb_collection_checkpoint_age_seconds gauge\n");
+  const double now = absl::ToUnixSeconds(absl::Now());
+  for (const v1::CollectionInfo& info : collections) {
+    absl::StatusOr<std::shared_ptr<engine::Collection>> collection =
+        database.GetCollection(info.name());
+    // A collection dropped since the list was taken has no age to report.
+    if (!collection.ok()) continue;
+    const std::string path = (*collection)->CheckpointPath();
+    struct stat file_status;
+    if (path.empty() || stat(path.c_str(), &file_status) != 0) continue;
+    absl::StrAppend(
+        out, "vecdb_collection_checkpoint_age_seconds{collection=\"",
+        info.name(), "\"} ", std::max(0.0, now - file_status.st_mtime), "\n");
   }
 }
 
@@ -84,6 +115,7 @@ std::string MetricsHttpServer::RenderMetrics() const {
                         "Points that searches scan exactly because they are "
                         "not yet in the HNSW graph.",
                         &v1::CollectionInfo::unindexed_points, &out);
+  AppendCheckpointAges(*database, collections, &out);
   return out;
 }
 

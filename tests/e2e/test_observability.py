@@ -81,6 +81,18 @@ class MetricsTest(ServerTestCase):
             samples['vecdb_collection_memory_bytes{collection="docs"}'], 0)
         self.assertEqual(samples["vecdb_database_open"], 1)
 
+    def test_reports_checkpoint_age(self):
+        self.create("docs", 2, COSINE, FLAT)
+        age = 'vecdb_collection_checkpoint_age_seconds{collection="docs"}'
+        self.assertNotIn(age, parse_metrics(self.fetch()))
+        self.upsert("docs", [point("a", [1, 0])])
+        # A snapshot writes a checkpoint of every collection first.
+        self.stub.CreateSnapshot(vecdb_pb2.CreateSnapshotRequest(),
+                                 timeout=RPC_TIMEOUT_SECONDS)
+        samples = parse_metrics(self.fetch())
+        self.assertGreaterEqual(samples[age], 0)
+        self.assertLess(samples[age], 60)
+
     def test_other_paths_not_found(self):
         with self.assertRaises(urllib.error.HTTPError) as raised:
             self.fetch("/secrets")

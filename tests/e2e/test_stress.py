@@ -41,7 +41,6 @@ class StressTest(ServerTestCase):
         # id -> every (writer, sequence) version sent for it.
         self.sent_versions = {}
         self.acknowledged_ids = set()
-        self.writing = True
 
     def record_error(self, where, error):
         with self.lock:
