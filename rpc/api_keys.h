@@ -56,7 +56,10 @@ class ApiKeys {
 };
 
 // Checks the call's "authorization: Bearer KEY" metadata against `keys`
-// for the method `method`. Returns OK when `keys` is null (the server runs
+// for the method `method`. Every handler calls it before it reads the
+// request, rather than a server interceptor, because the server
+// interceptors of gRPC 1.51 cannot end a call with a status and an
+// AuthMetadataProcessor runs on TLS ports only. Returns OK when `keys` is null (the server runs
 // without keys) or the key has the method's right, UNAUTHENTICATED when the
 // key is missing or unknown, and PERMISSION_DENIED when its right is too
 // small.
