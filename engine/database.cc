@@ -275,6 +275,9 @@ absl::StatusOr<std::string> Database::CreateSnapshot() {
 
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(
     const DatabaseOptions& options) {
+  if (absl::Status status = ValidateLimits(options.limits); !status.ok()) {
+    return status;
+  }
   const absl::Time start = absl::Now();
   std::error_code error;
   const std::filesystem::path index_dir =
@@ -323,11 +326,28 @@ absl::StatusOr<v1::CollectionInfo> Database::CreateCollection(
     const v1::CreateCollectionRequest& request) {
   absl::StatusOr<CollectionConfig> config = MakeCollectionConfig(request);
   if (!config.ok()) return config.status();
+  const Limits& limits = options_.limits;
+  if (config->name.size() > limits.max_collection_name_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "collection name is ", config->name.size(), " bytes, the limit is ",
+        limits.max_collection_name_bytes));
+  }
+  if (config->dimension > limits.max_dimension) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dimension is ", config->dimension, ", it must be 1 to ",
+                     limits.max_dimension));
+  }
 
   absl::MutexLock lock(&mutex_);
   if (collections_.find(config->name) != collections_.end()) {
     return absl::AlreadyExistsError(
         absl::StrCat("collection '", config->name, "' already exists"));
+  }
+  if (collections_.size() >= limits.max_collections) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the database has ", collections_.size(),
+                     " collections, the limit; drop one before creating '",
+                     config->name, "'"));
   }
   absl::StatusOr<uint64_t> id =
       storage_->CreateCollection(config->name, EncodeConfig(*config));

@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "engine/collection.h"
+#include "engine/limits.h"
 #include "storage/storage.h"
 #include "vecdb/v1/vecdb.pb.h"
 
@@ -32,6 +33,10 @@ struct DatabaseOptions {
   // How often the background thread checks whether a collection needs
   // maintenance; zero disables the thread (tests call Maintain directly).
   absl::Duration maintenance_period = absl::Seconds(1);
+  // Request limits. CreateCollection applies the name, dimension and
+  // collection count limits; the other limits are for the caller to apply
+  // with CheckUpsertLimits and CheckSearchLimits (engine/validation.h).
+  Limits limits;
 };
 
 // The set of collections over one storage.
@@ -59,7 +64,9 @@ class Database {
   void Close();
 
   // Creates a collection. INVALID_ARGUMENT for a bad name, dimension, metric
-  // or index parameter; ALREADY_EXISTS when the name is taken.
+  // or index parameter, or a name or dimension over options.limits;
+  // ALREADY_EXISTS when the name is taken; RESOURCE_EXHAUSTED when
+  // options.limits.max_collections exist already.
   absl::StatusOr<v1::CollectionInfo> CreateCollection(
       const v1::CreateCollectionRequest& request);
 
@@ -80,6 +87,8 @@ class Database {
   // data dir itself: a server opened on it (or on a copy of it) serves the
   // state at the time of the call.
   absl::StatusOr<std::string> CreateSnapshot();
+
+  const Limits& limits() const { return options_.limits; }
 
   // Runs one round of maintenance over every collection now, as the
   // background thread does. For tests.

@@ -58,6 +58,23 @@ inline constexpr size_t kMaxFieldIndexKeyBytes = 1024;
 // RocksDB keys that large. A match on such a string reads every point.
 inline constexpr size_t kMaxIndexedKeywordBytes = 1024;
 
+// Limits that a server operator can set, each at most the built-in maximum
+// above it: the engine checks those maximums on every path, so a limit here
+// can only make the engine stricter. Defaults equal the built-in maximums,
+// except for the two limits that have none.
+struct Limits {
+  size_t max_collection_name_bytes = kMaxCollectionNameBytes;
+  size_t max_point_id_bytes = kMaxPointIdBytes;
+  uint32_t max_dimension = kMaxDimension;
+  uint32_t max_top_k = kMaxTopK;
+  size_t max_metadata_bytes = kMaxMetadataBytes;
+  int max_metadata_depth = kMaxMetadataDepth;
+  // Points in one Upsert request, or in one request of an Import stream.
+  size_t max_batch_points = 100000;
+  // Collections in the database; CreateCollection past it fails.
+  size_t max_collections = 10000;
+};
+
 }  // namespace vecdb::engine
 
 #endif  // VECDB_ENGINE_LIMITS_H_

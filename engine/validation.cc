@@ -1,6 +1,8 @@
 #include "engine/validation.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 #include "absl/strings/ascii.h"
@@ -56,13 +58,13 @@ long FindInvalidUtf8(absl::string_view text) {
 }
 
 absl::Status ValidateValue(const google::protobuf::Value& value,
-                           const std::string& path, int depth);
+                           const std::string& path, int depth, int max_depth);
 
 absl::Status ValidateStruct(const google::protobuf::Struct& object,
-                            const std::string& path, int depth) {
+                            const std::string& path, int depth, int max_depth) {
   for (const auto& [key, value] : object.fields()) {
     const std::string child = path.empty() ? key : absl::StrCat(path, ".", key);
-    if (absl::Status status = ValidateValue(value, child, depth + 1);
+    if (absl::Status status = ValidateValue(value, child, depth + 1, max_depth);
         !status.ok()) {
       return status;
     }
@@ -71,11 +73,11 @@ absl::Status ValidateStruct(const google::protobuf::Struct& object,
 }
 
 absl::Status ValidateValue(const google::protobuf::Value& value,
-                           const std::string& path, int depth) {
-  if (depth > kMaxMetadataDepth) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("metadata field '", path, "' is nested deeper than ",
-                     kMaxMetadataDepth, " levels"));
+                           const std::string& path, int depth, int max_depth) {
+  if (depth > max_depth) {
+    return absl::InvalidArgumentError(absl::StrCat("metadata field '", path,
+                                                   "' is nested deeper than ",
+                                                   max_depth, " levels"));
   }
   switch (value.kind_case()) {
     case google::protobuf::Value::kNumberValue:
@@ -86,12 +88,13 @@ absl::Status ValidateValue(const google::protobuf::Value& value,
       }
       return absl::OkStatus();
     case google::protobuf::Value::kStructValue:
-      return ValidateStruct(value.struct_value(), path, depth);
+      return ValidateStruct(value.struct_value(), path, depth, max_depth);
     case google::protobuf::Value::kListValue: {
       const auto& items = value.list_value().values();
       for (int i = 0; i < items.size(); ++i) {
-        if (absl::Status status = ValidateValue(
-                items[i], absl::StrCat(path, "[", i, "]"), depth + 1);
+        if (absl::Status status =
+                ValidateValue(items[i], absl::StrCat(path, "[", i, "]"),
+                              depth + 1, max_depth);
             !status.ok()) {
           return status;
         }
@@ -129,11 +132,15 @@ absl::Status ValidateCollectionName(absl::string_view name) {
 }
 
 absl::Status ValidatePointId(absl::string_view id) {
+  return ValidatePointId(id, kMaxPointIdBytes);
+}
+
+absl::Status ValidatePointId(absl::string_view id, size_t max_bytes) {
   if (id.empty()) return absl::InvalidArgumentError("id is empty");
-  if (id.size() > kMaxPointIdBytes) {
+  if (id.size() > max_bytes) {
     return absl::InvalidArgumentError(
-        absl::StrCat("id is ", id.size(), " bytes, the limit is ",
-                     kMaxPointIdBytes, " bytes of UTF-8"));
+        absl::StrCat("id is ", id.size(), " bytes, the limit is ", max_bytes,
+                     " bytes of UTF-8"));
   }
   if (long offset = FindInvalidUtf8(id); offset >= 0) {
     return absl::InvalidArgumentError(
@@ -185,13 +192,79 @@ absl::Status ValidateVector(
 }
 
 absl::Status ValidateMetadata(const google::protobuf::Struct& metadata) {
+  return ValidateMetadata(metadata, Limits());
+}
+
+absl::Status ValidateMetadata(const google::protobuf::Struct& metadata,
+                              const Limits& limits) {
   const size_t bytes = metadata.ByteSizeLong();
-  if (bytes > kMaxMetadataBytes) {
+  if (bytes > limits.max_metadata_bytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("metadata is ", bytes, " bytes serialized, the limit is ",
-                     kMaxMetadataBytes));
+                     limits.max_metadata_bytes));
   }
-  return ValidateStruct(metadata, "", 0);
+  return ValidateStruct(metadata, "", 0, limits.max_metadata_depth);
+}
+
+absl::Status ValidateLimits(const Limits& limits) {
+  struct Check {
+    const char* name;
+    uint64_t value;
+    uint64_t maximum;
+  };
+  const Check checks[] = {
+      {"max_collection_name_bytes", limits.max_collection_name_bytes,
+       kMaxCollectionNameBytes},
+      {"max_point_id_bytes", limits.max_point_id_bytes, kMaxPointIdBytes},
+      {"max_dimension", limits.max_dimension, kMaxDimension},
+      {"max_top_k", limits.max_top_k, kMaxTopK},
+      {"max_metadata_bytes", limits.max_metadata_bytes, kMaxMetadataBytes},
+      {"max_metadata_depth",
+       static_cast<uint64_t>(std::max(limits.max_metadata_depth, 0)),
+       kMaxMetadataDepth},
+      {"max_batch_points", limits.max_batch_points, UINT64_MAX},
+      {"max_collections", limits.max_collections, UINT64_MAX},
+  };
+  for (const Check& check : checks) {
+    if (check.value < 1 || check.value > check.maximum) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          check.name, " is ", check.value, "; it must be 1 to ",
+          check.maximum == UINT64_MAX ? "any larger number"
+                                      : absl::StrCat(check.maximum)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckUpsertLimits(const v1::UpsertRequest& request,
+                               const Limits& limits) {
+  const size_t points = static_cast<size_t>(request.points_size());
+  if (points > limits.max_batch_points) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request has ", points, " points, the limit is ",
+        limits.max_batch_points, " per request; split it into smaller ones"));
+  }
+  for (int i = 0; i < request.points_size(); ++i) {
+    const v1::Point& point = request.points(i);
+    absl::Status status =
+        ValidatePointId(point.id(), limits.max_point_id_bytes);
+    if (status.ok()) status = ValidateMetadata(point.metadata(), limits);
+    if (!status.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("points[", i, "] (id \"", absl::CHexEscape(point.id()),
+                       "\"): ", status.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSearchLimits(const v1::SearchRequest& request,
+                               const Limits& limits) {
+  if (request.top_k() > limits.max_top_k) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "top_k is ", request.top_k(), ", it must be 1 to ", limits.max_top_k));
+  }
+  return absl::OkStatus();
 }
 
 void PrepareForIndex(const google::protobuf::RepeatedField<float>& vector,

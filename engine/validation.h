@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "engine/limits.h"
 #include "google/protobuf/repeated_field.h"
 #include "google/protobuf/struct.pb.h"
 #include "vecdb/v1/vecdb.pb.h"
@@ -17,6 +18,8 @@ namespace vecdb::engine {
 absl::Status ValidateCollectionName(absl::string_view name);
 
 absl::Status ValidatePointId(absl::string_view id);
+// The same with a lower length limit, at most kMaxPointIdBytes.
+absl::Status ValidatePointId(absl::string_view id, size_t max_bytes);
 
 // Checks every id of a Get or Delete request; the message names the first
 // bad one's position as "ids[N]".
@@ -32,6 +35,24 @@ absl::Status ValidateVector(
 
 // Checks metadata size, nesting depth and that every number is finite.
 absl::Status ValidateMetadata(const google::protobuf::Struct& metadata);
+// The same under the size and depth limits of `limits`.
+absl::Status ValidateMetadata(const google::protobuf::Struct& metadata,
+                              const Limits& limits);
+
+// Returns OK, or INVALID_ARGUMENT naming the first limit that is zero or
+// above its built-in maximum.
+absl::Status ValidateLimits(const Limits& limits);
+
+// Checks an upsert against the operator's limits: the number of points, and
+// each point's id length and metadata size and depth. The message names the
+// first bad point's position and id. Checks nothing else: the collection
+// validates vectors and applies the built-in limits.
+absl::Status CheckUpsertLimits(const v1::UpsertRequest& request,
+                               const Limits& limits);
+
+// Checks a search's top_k against limits.max_top_k.
+absl::Status CheckSearchLimits(const v1::SearchRequest& request,
+                               const Limits& limits);
 
 // Copies `vector` into `out` (dimension floats), scaled to unit length when
 // the metric is COSINE. The norm is computed in double so that components

@@ -119,5 +119,72 @@ TEST(MetadataTest, RejectsDeepNesting) {
                        HasSubstr("nested deeper than 32")));
 }
 
+TEST(LimitsTest, DefaultsAreValid) { EXPECT_OK(ValidateLimits(Limits())); }
+
+TEST(LimitsTest, RejectsZeroAndAboveBuiltInMaximum) {
+  Limits zero_batch;
+  zero_batch.max_batch_points = 0;
+  EXPECT_THAT(ValidateLimits(zero_batch),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("max_batch_points is 0")));
+  Limits wide_ids;
+  wide_ids.max_point_id_bytes = kMaxPointIdBytes + 1;
+  EXPECT_THAT(ValidateLimits(wide_ids),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("max_point_id_bytes is 257; it must be 1 "
+                                 "to 256")));
+  Limits deep_metadata;
+  deep_metadata.max_metadata_depth = kMaxMetadataDepth + 1;
+  EXPECT_THAT(ValidateLimits(deep_metadata),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("max_metadata_depth is 33")));
+}
+
+TEST(UpsertLimitsTest, NamesFirstPointOverLimit) {
+  Limits limits;
+  limits.max_point_id_bytes = 4;
+  limits.max_batch_points = 2;
+  v1::UpsertRequest request;
+  request.add_points()->set_id("abc");
+  request.add_points()->set_id("abcde");
+  EXPECT_THAT(CheckUpsertLimits(request, limits),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("points[1] (id \"abcde\"): id is 5 bytes, "
+                                 "the limit is 4")));
+
+  request.add_points()->set_id("a");
+  EXPECT_THAT(CheckUpsertLimits(request, limits),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("3 points, the limit is 2")));
+}
+
+TEST(UpsertLimitsTest, AppliesMetadataDepth) {
+  Limits limits;
+  limits.max_metadata_depth = 1;
+  v1::UpsertRequest request;
+  v1::Point* point = request.add_points();
+  point->set_id("p");
+  google::protobuf::Struct inner;
+  (*inner.mutable_fields())["leaf"].set_number_value(1);
+  *(*point->mutable_metadata()->mutable_fields())["outer"]
+       .mutable_struct_value() = inner;
+  EXPECT_THAT(CheckUpsertLimits(request, limits),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("nested deeper than 1 levels")));
+  EXPECT_OK(CheckUpsertLimits(request, Limits()));
+}
+
+TEST(SearchLimitsTest, RejectsTopKOverLimit) {
+  Limits limits;
+  limits.max_top_k = 5;
+  v1::SearchRequest request;
+  request.set_top_k(5);
+  EXPECT_OK(CheckSearchLimits(request, limits));
+  request.set_top_k(6);
+  EXPECT_THAT(CheckSearchLimits(request, limits),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("top_k is 6, it must be 1 to 5")));
+}
+
 }  // namespace
 }  // namespace vecdb::engine

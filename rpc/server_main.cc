@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -21,15 +23,22 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "engine/database.h"
+#include "engine/limits.h"
+#include "engine/validation.h"
 #include "google/protobuf/stubs/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "rpc/api_keys.h"
+#include "rpc/metrics_http.h"
+#include "rpc/service_metrics.h"
 #include "rpc/vector_db_service.h"
 #include "spdlog/spdlog.h"
 
@@ -62,6 +71,52 @@ ABSL_FLAG(int64_t, compact_min_deleted, 1000,
 ABSL_FLAG(int, shutdown_grace_seconds, 30,
           "On SIGINT or SIGTERM, seconds to let in-flight requests finish "
           "before they are cancelled, 0 or more.");
+
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM file with the server's certificate chain. With --tls_key, "
+          "the server accepts TLS connections only. Default: no TLS.");
+ABSL_FLAG(std::string, tls_key, "",
+          "PEM file with the private key of --tls_cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM file with the certificate authorities that sign client "
+          "certificates. When set, every client must present a certificate "
+          "that one of them signed (mutual TLS). Needs --tls_cert.");
+ABSL_FLAG(std::string, api_keys_file, "",
+          "Text file of API keys, one per line followed by its right: read, "
+          "write or admin ('#' starts a comment). When set, every "
+          "vecdb.v1.VectorDB call must send 'authorization: Bearer KEY'. "
+          "Default: no keys, and only a loopback --listen is allowed.");
+ABSL_FLAG(bool, allow_unauthenticated_remote, false,
+          "Allow a --listen address other than loopback without "
+          "--api_keys_file, so that anyone who reaches it can read, write "
+          "and drop every collection.");
+ABSL_FLAG(int, max_response_bytes, 0,
+          "Largest response message in bytes, 65536 or more; 0 (the "
+          "default) means the same as --max_message_bytes.");
+ABSL_FLAG(int64_t, max_batch_points, 100000,
+          "Most points in one Upsert request or one request of an Import "
+          "stream.");
+ABSL_FLAG(int64_t, max_top_k, vecdb::engine::kMaxTopK,
+          "Largest top_k of a search, 1 to 10000.");
+ABSL_FLAG(int64_t, max_dimension, vecdb::engine::kMaxDimension,
+          "Largest dimension of a new collection, 1 to 65536.");
+ABSL_FLAG(int64_t, max_collections, 10000,
+          "Most collections in the database; CreateCollection past it fails "
+          "with RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int64_t, max_point_id_bytes, vecdb::engine::kMaxPointIdBytes,
+          "Longest point id in bytes of UTF-8, 1 to 256.");
+ABSL_FLAG(int64_t, max_collection_name_bytes,
+          vecdb::engine::kMaxCollectionNameBytes,
+          "Longest name of a new collection in bytes, 1 to 128.");
+ABSL_FLAG(int64_t, max_metadata_bytes, vecdb::engine::kMaxMetadataBytes,
+          "Largest metadata of one point in bytes, serialized as a "
+          "google.protobuf.Struct, 1 to 1048576.");
+ABSL_FLAG(int64_t, max_metadata_depth, vecdb::engine::kMaxMetadataDepth,
+          "Deepest nesting of structs and lists in one point's metadata, 1 "
+          "to 32.");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "When set, IP:PORT of an HTTP server that answers GET /metrics in "
+          "the Prometheus text format. Default: no metrics server.");
 
 namespace {
 
@@ -126,6 +181,45 @@ constexpr absl::Duration kUnavailableWindow = absl::Milliseconds(500);
 // reply could fail after its collection was created.
 constexpr int kMinMessageBytes = 65536;
 
+// Returns the limits that the --max_* flags set. A negative flag becomes 0,
+// which ValidateLimits rejects.
+vecdb::engine::Limits LimitsFromFlags() {
+  auto size = [](int64_t value) {
+    return static_cast<size_t>(std::max<int64_t>(value, 0));
+  };
+  auto clamp_u32 = [](int64_t value) {
+    return static_cast<uint32_t>(std::clamp<int64_t>(value, 0, UINT32_MAX));
+  };
+  vecdb::engine::Limits limits;
+  limits.max_batch_points = size(absl::GetFlag(FLAGS_max_batch_points));
+  limits.max_top_k = clamp_u32(absl::GetFlag(FLAGS_max_top_k));
+  limits.max_dimension = clamp_u32(absl::GetFlag(FLAGS_max_dimension));
+  limits.max_collections = size(absl::GetFlag(FLAGS_max_collections));
+  limits.max_point_id_bytes = size(absl::GetFlag(FLAGS_max_point_id_bytes));
+  limits.max_collection_name_bytes =
+      size(absl::GetFlag(FLAGS_max_collection_name_bytes));
+  limits.max_metadata_bytes = size(absl::GetFlag(FLAGS_max_metadata_bytes));
+  limits.max_metadata_depth = static_cast<int>(
+      std::clamp<int64_t>(absl::GetFlag(FLAGS_max_metadata_depth), 0, 1000));
+  return limits;
+}
+
+// Returns whether `host`, the part of --listen before the port, is a
+// loopback address: "localhost", 127.0.0.0/8 or ::1, the last with or
+// without brackets.
+bool IsLoopbackHost(absl::string_view host) {
+  if (host == "localhost" || host == "[::1]" || host == "::1") return true;
+  const std::vector<absl::string_view> octets = absl::StrSplit(host, '.');
+  if (octets.size() != 4 || octets[0] != "127") return false;
+  for (absl::string_view octet : octets) {
+    int value = -1;
+    if (!absl::SimpleAtoi(octet, &value) || value < 0 || value > 255) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // Checks the flags that the server cannot use as given. Returns the problem
 // as a message, or an empty string.
 std::string CheckFlags() {
@@ -168,6 +262,33 @@ std::string CheckFlags() {
                         absl::GetFlag(FLAGS_shutdown_grace_seconds),
                         "; use 0 or more");
   }
+  const int response_bytes = absl::GetFlag(FLAGS_max_response_bytes);
+  if (response_bytes != 0 && response_bytes < kMinMessageBytes) {
+    return absl::StrCat("--max_response_bytes is ", response_bytes,
+                        "; use 0 or at least ", kMinMessageBytes);
+  }
+  if (absl::GetFlag(FLAGS_tls_cert).empty() !=
+      absl::GetFlag(FLAGS_tls_key).empty()) {
+    return "--tls_cert and --tls_key must be given together";
+  }
+  if (!absl::GetFlag(FLAGS_tls_client_ca).empty() &&
+      absl::GetFlag(FLAGS_tls_cert).empty()) {
+    return "--tls_client_ca needs --tls_cert and --tls_key";
+  }
+  if (absl::Status status = vecdb::engine::ValidateLimits(LimitsFromFlags());
+      !status.ok()) {
+    return absl::StrCat("--", status.message());
+  }
+  if (absl::GetFlag(FLAGS_api_keys_file).empty() &&
+      !absl::GetFlag(FLAGS_allow_unauthenticated_remote) &&
+      !IsLoopbackHost(listen.substr(0, colon))) {
+    return absl::StrCat(
+        "--listen is '", listen,
+        "', which is not a loopback address, and there is no "
+        "--api_keys_file, so anyone who reaches it could read, write and "
+        "drop every collection. Give --api_keys_file, listen on 127.0.0.1, "
+        "or pass --allow_unauthenticated_remote to accept the risk");
+  }
   return "";
 }
 
@@ -183,29 +304,164 @@ bool WritePortFile(const std::string& path, int port) {
   return std::rename(temporary.c_str(), path.c_str()) == 0;
 }
 
-// Serves until a stop signal arrives. Returns the process exit status.
-int Serve(vecdb::engine::Database* database) {
+// Reads a whole file into `contents`; returns false when it cannot.
+bool ReadFile(const std::string& path, std::string* contents) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream text;
+  text << in.rdbuf();
+  *contents = text.str();
+  return in.good() || in.eof();
+}
+
+// Returns the credentials that the TLS flags ask for, plaintext when they
+// are empty, or nullptr after logging which file cannot be read.
+std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials() {
+  const std::string cert_path = absl::GetFlag(FLAGS_tls_cert);
+  if (cert_path.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  const std::string key_path = absl::GetFlag(FLAGS_tls_key);
+  if (!ReadFile(cert_path, &pair.cert_chain)) {
+    spdlog::critical("cannot read the --tls_cert file {}", cert_path);
+    return nullptr;
+  }
+  if (!ReadFile(key_path, &pair.private_key)) {
+    spdlog::critical("cannot read the --tls_key file {}", key_path);
+    return nullptr;
+  }
+  const std::string ca_path = absl::GetFlag(FLAGS_tls_client_ca);
+  grpc::SslServerCredentialsOptions options(
+      ca_path.empty()
+          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+          : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  if (!ca_path.empty() && !ReadFile(ca_path, &options.pem_root_certs)) {
+    spdlog::critical("cannot read the --tls_client_ca file {}", ca_path);
+    return nullptr;
+  }
+  options.pem_key_cert_pairs.push_back(std::move(pair));
+  return grpc::SslServerCredentials(options);
+}
+
+vecdb::engine::DatabaseOptions DatabaseOptionsFromFlags() {
+  vecdb::engine::DatabaseOptions options;
+  options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  options.sync_writes = absl::GetFlag(FLAGS_sync_writes);
+  options.maintenance.checkpoint_changes =
+      static_cast<uint64_t>(absl::GetFlag(FLAGS_checkpoint_changes));
+  options.maintenance.checkpoint_interval =
+      absl::Seconds(absl::GetFlag(FLAGS_checkpoint_seconds));
+  options.maintenance.compact_deleted_fraction =
+      absl::GetFlag(FLAGS_compact_deleted_fraction);
+  options.maintenance.compact_min_deleted =
+      absl::GetFlag(FLAGS_compact_min_deleted);
+  options.limits = LimitsFromFlags();
+  return options;
+}
+
+// Logs who may call the server, so that an operator sees at start how it
+// is exposed.
+void LogAccessRules(const std::string& listen, const vecdb::rpc::ApiKeys* keys,
+                    bool tls) {
+  const std::string transport =
+      !tls ? "plaintext"
+           : (absl::GetFlag(FLAGS_tls_client_ca).empty()
+                  ? "TLS"
+                  : "mutual TLS (client certificates required)");
+  if (keys != nullptr) {
+    spdlog::info("{} with {} API keys required on {}", transport, keys->size(),
+                 listen);
+    if (!tls) {
+      spdlog::warn(
+          "API keys travel in plaintext; use --tls_cert and --tls_key unless "
+          "the network between clients and server is trusted");
+    }
+  } else if (absl::GetFlag(FLAGS_allow_unauthenticated_remote)) {
+    spdlog::warn(
+        "{} without API keys on {}: every client that reaches it can read, "
+        "write and drop every collection",
+        transport, listen);
+  } else {
+    spdlog::info("{} without API keys on {}, a loopback address", transport,
+                 listen);
+  }
+}
+
+// Serves until a stop signal arrives: listens at once, opens the database
+// while the health service reports NOT_SERVING, then serves. Returns the
+// process exit status.
+int Serve(const vecdb::rpc::ApiKeys* keys) {
+  std::shared_ptr<grpc::ServerCredentials> credentials =
+      MakeServerCredentials();
+  if (credentials == nullptr) return 1;
+  vecdb::rpc::ServiceMetrics metrics;
   vecdb::rpc::VectorDbService service(
-      database,
-      std::max(4, 2 * static_cast<int>(std::thread::hardware_concurrency())));
+      std::max(4, 2 * static_cast<int>(std::thread::hardware_concurrency())),
+      keys, &metrics);
+
+  std::unique_ptr<vecdb::rpc::MetricsHttpServer> metrics_server;
+  if (const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+      !metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<vecdb::rpc::MetricsHttpServer>> started =
+        vecdb::rpc::MetricsHttpServer::Start(metrics_listen, &metrics);
+    if (!started.ok()) {
+      spdlog::critical("{}", std::string(started.status().message()));
+      return 1;
+    }
+    metrics_server = *std::move(started);
+    spdlog::info("metrics on http://{}/metrics", metrics_listen);
+  }
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   const std::string listen = absl::GetFlag(FLAGS_listen);
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
-  builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
-  builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+  builder.AddListeningPort(listen, credentials, &port);
+  const int request_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  const int response_bytes = absl::GetFlag(FLAGS_max_response_bytes);
+  builder.SetMaxReceiveMessageSize(request_bytes);
+  builder.SetMaxSendMessageSize(response_bytes != 0 ? response_bytes
+                                                    : request_bytes);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     spdlog::critical(
-        "failed to listen on {}: the address is invalid or already in use",
+        "failed to listen on {}: the address is invalid or already in use, "
+        "or the TLS certificate and key do not match",
         listen);
     return 1;
   }
   // Health checks may name the service or not; both get the same status.
+  // NOTE: gRPC's default health service starts as SERVING, so a check in
+  // the moment between BuildAndStart and these lines can see SERVING.
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus(false);
+  health->SetServingStatus(vecdb::v1::VectorDB::service_full_name(), false);
+  spdlog::info("vecdb-server listening on {} (port {}), opening the database",
+               listen, port);
+  LogAccessRules(listen, keys, !absl::GetFlag(FLAGS_tls_cert).empty());
+
+  const vecdb::engine::DatabaseOptions options = DatabaseOptionsFromFlags();
+  spdlog::info("opening data dir {}, {} writes", options.data_dir,
+               options.sync_writes ? "synced" : "unsynced");
+  absl::StatusOr<std::unique_ptr<vecdb::engine::Database>> database =
+      vecdb::engine::Database::Open(options);
+  if (!database.ok()) {
+    spdlog::critical("failed to open the database: {}",
+                     database.status().ToString());
+    server->Shutdown();
+    return 1;
+  }
+  if (const int signal_number = TakeStopSignal(/*block=*/false);
+      signal_number != 0) {
+    spdlog::info("received signal {} while opening, shutting down",
+                 signal_number);
+    server->Shutdown();
+    server->Wait();
+    return 0;
+  }
+  service.SetDatabase(database->get());
+  if (metrics_server != nullptr) metrics_server->SetDatabase(database->get());
   health->SetServingStatus(true);
   health->SetServingStatus(vecdb::v1::VectorDB::service_full_name(), true);
 
@@ -215,7 +471,7 @@ int Serve(vecdb::engine::Database* database) {
     server->Shutdown();
     return 1;
   }
-  spdlog::info("vecdb-server listening on {} (port {})", listen, port);
+  spdlog::info("vecdb-server serving on {} (port {})", listen, port);
 
   const int signal_number = TakeStopSignal(/*block=*/true);
   spdlog::info("received signal {}, shutting down", signal_number);
@@ -241,40 +497,27 @@ int Serve(vecdb::engine::Database* database) {
   // Replies of requests that just finished may still be on their way.
   server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
   server->Wait();
+  // The metrics server reads the database, so it stops first.
+  metrics_server.reset();
+  database->reset();
   return 0;
 }
 
 int Run() {
-  vecdb::engine::DatabaseOptions options;
-  options.data_dir = absl::GetFlag(FLAGS_data_dir);
-  options.sync_writes = absl::GetFlag(FLAGS_sync_writes);
-  options.maintenance.checkpoint_changes =
-      static_cast<uint64_t>(absl::GetFlag(FLAGS_checkpoint_changes));
-  options.maintenance.checkpoint_interval =
-      absl::Seconds(absl::GetFlag(FLAGS_checkpoint_seconds));
-  options.maintenance.compact_deleted_fraction =
-      absl::GetFlag(FLAGS_compact_deleted_fraction);
-  options.maintenance.compact_min_deleted =
-      absl::GetFlag(FLAGS_compact_min_deleted);
-  spdlog::info("vecdb-server starting, data dir {}, {} writes",
-               options.data_dir, options.sync_writes ? "synced" : "unsynced");
-  absl::StatusOr<std::unique_ptr<vecdb::engine::Database>> database =
-      vecdb::engine::Database::Open(options);
-  if (!database.ok()) {
-    spdlog::critical("failed to open the database: {}",
-                     database.status().ToString());
-    return 1;
+  std::optional<vecdb::rpc::ApiKeys> keys;
+  if (const std::string path = absl::GetFlag(FLAGS_api_keys_file);
+      !path.empty()) {
+    absl::StatusOr<vecdb::rpc::ApiKeys> loaded =
+        vecdb::rpc::ApiKeys::Load(path);
+    if (!loaded.ok()) {
+      spdlog::critical("invalid --api_keys_file: {}",
+                       std::string(loaded.status().message()));
+      return 2;
+    }
+    keys = *std::move(loaded);
   }
-
-  int status = 0;
-  if (const int signal_number = TakeStopSignal(/*block=*/false);
-      signal_number != 0) {
-    spdlog::info("received signal {} while opening, shutting down",
-                 signal_number);
-  } else {
-    status = Serve(database->get());
-  }
-  database->reset();
+  spdlog::info("vecdb-server starting");
+  const int status = Serve(keys.has_value() ? &*keys : nullptr);
   spdlog::info("vecdb-server stopped");
   return status;
 }

@@ -8,6 +8,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "engine/validation.h"
 #include "rpc/request_parsing.h"
 #include "rpc/status_mapping.h"
 
@@ -36,34 +38,68 @@ class GatePass {
   const bool admitted_;
 };
 
-// Reads the single request of a streamed unary call, runs `handle` on it
-// and writes its response. `handle` has the signature
-// absl::Status(const Request&, Response*).
-template <typename Request, typename Response, typename Handler>
-grpc::Status ServeUnary(RequestGate* gate,
-                        grpc::ServerUnaryStreamer<Request, Response>* stream,
-                        Handler handle) {
-  GatePass pass(gate);
-  if (!pass.admitted()) return ShuttingDownStatus();
-  Request request;
-  if (!stream->Read(&request)) {
-    return ToGrpcStatus(
-        MalformedRequestError(Request::descriptor()->full_name()));
-  }
-  Response response;
-  if (absl::Status status = handle(request, &response); !status.ok()) {
-    return ToGrpcStatus(status);
-  }
-  stream->Write(response);
-  return grpc::Status::OK;
+grpc::Status DatabaseOpeningStatus() {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      "server is opening its database; retry shortly");
 }
 
 }  // namespace
 
+grpc::Status VectorDbService::Admit(const grpc::ServerContextBase& context,
+                                    absl::string_view method,
+                                    engine::Database** database) {
+  if (grpc::Status status = Authorize(api_keys_, context, method);
+      !status.ok()) {
+    return status;
+  }
+  *database = database_.load(std::memory_order_acquire);
+  if (*database == nullptr) return DatabaseOpeningStatus();
+  return grpc::Status::OK;
+}
+
+// Checks the key and admits the call, reads its single request, runs
+// `handle` on it and writes the response. `handle` has the signature
+// absl::Status(engine::Database&, const Request&, Response*).
+template <typename Request, typename Response, typename Handler>
+grpc::Status VectorDbService::ServeUnary(
+    const grpc::ServerContextBase& context, absl::string_view method,
+    grpc::ServerUnaryStreamer<Request, Response>* stream, Handler handle) {
+  const absl::Time start = absl::Now();
+  auto finish = [&](grpc::Status status) {
+    if (metrics_ != nullptr) {
+      metrics_->Record(method, status.error_code(), absl::Now() - start);
+    }
+    return status;
+  };
+  engine::Database* database = nullptr;
+  if (grpc::Status status = Admit(context, method, &database); !status.ok()) {
+    return finish(status);
+  }
+  GatePass pass(&gate_);
+  if (!pass.admitted()) return finish(ShuttingDownStatus());
+  Request request;
+  if (!stream->Read(&request)) {
+    return finish(ToGrpcStatus(
+        MalformedRequestError(Request::descriptor()->full_name())));
+  }
+  Response response;
+  if (absl::Status status = handle(*database, request, &response);
+      !status.ok()) {
+    return finish(ToGrpcStatus(status));
+  }
+  stream->Write(response);
+  return finish(grpc::Status::OK);
+}
+
 absl::StatusOr<uint64_t> VectorDbService::ApplyUpsert(
-    const v1::UpsertRequest& request) {
+    engine::Database& database, const v1::UpsertRequest& request) {
+  if (absl::Status status =
+          engine::CheckUpsertLimits(request, database.limits());
+      !status.ok()) {
+    return status;
+  }
   absl::StatusOr<std::shared_ptr<Collection>> collection =
-      database_->GetCollection(request.collection());
+      database.GetCollection(request.collection());
   if (!collection.ok()) return collection.status();
   return (*collection)
       ->Upsert(request.points(), request.defer_index()
@@ -74,18 +110,27 @@ absl::StatusOr<uint64_t> VectorDbService::ApplyUpsert(
 // Parses and applies one Upsert on a worker thread.
 class VectorDbService::UpsertReactor final : public grpc::ServerUnaryReactor {
  public:
-  UpsertReactor(VectorDbService* service, const grpc::ByteBuffer* request,
-                grpc::ByteBuffer* response)
-      : service_(service), admitted_(service->gate_.Enter()) {
-    if (!admitted_) {
-      Finish(ShuttingDownStatus());
+  UpsertReactor(VectorDbService* service,
+                const grpc::CallbackServerContext& context,
+                const grpc::ByteBuffer* request, grpc::ByteBuffer* response)
+      : service_(service), start_(absl::Now()) {
+    engine::Database* database = nullptr;
+    if (grpc::Status status = service_->Admit(context, "Upsert", &database);
+        !status.ok()) {
+      FinishAndRecord(status);
       return;
     }
-    service_->workers_.Schedule([this, request, response] {
+    admitted_ = service_->gate_.Enter();
+    if (!admitted_) {
+      FinishAndRecord(ShuttingDownStatus());
+      return;
+    }
+    service_->workers_.Schedule([this, database, request, response] {
       v1::UpsertRequest parsed;
       absl::Status status = ParseUpsertRequest(*request, &parsed);
       if (status.ok()) {
-        absl::StatusOr<uint64_t> upserted = service_->ApplyUpsert(parsed);
+        absl::StatusOr<uint64_t> upserted =
+            service_->ApplyUpsert(*database, parsed);
         if (upserted.ok()) {
           v1::UpsertResponse reply;
           reply.set_upserted(*upserted);
@@ -93,7 +138,7 @@ class VectorDbService::UpsertReactor final : public grpc::ServerUnaryReactor {
         }
         status = upserted.status();
       }
-      Finish(ToGrpcStatus(status));
+      FinishAndRecord(ToGrpcStatus(status));
     });
   }
 
@@ -105,14 +150,23 @@ class VectorDbService::UpsertReactor final : public grpc::ServerUnaryReactor {
   }
 
  private:
+  void FinishAndRecord(const grpc::Status& status) {
+    if (service_->metrics_ != nullptr) {
+      service_->metrics_->Record("Upsert", status.error_code(),
+                                 absl::Now() - start_);
+    }
+    Finish(status);
+  }
+
   VectorDbService* const service_;
-  const bool admitted_;
+  const absl::Time start_;
+  bool admitted_ = false;
 };
 
 grpc::ServerUnaryReactor* VectorDbService::Upsert(
-    grpc::CallbackServerContext*, const grpc::ByteBuffer* request,
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
-  return new UpsertReactor(this, request, response);
+  return new UpsertReactor(this, *context, request, response);
 }
 
 // Applies each streamed request as one upsert on a worker thread, in order,
@@ -120,12 +174,18 @@ grpc::ServerUnaryReactor* VectorDbService::Upsert(
 class VectorDbService::ImportReactor final
     : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
-  ImportReactor(VectorDbService* service, grpc::ByteBuffer* response)
-      : service_(service),
-        response_(response),
-        admitted_(service->gate_.Enter()) {
+  ImportReactor(VectorDbService* service,
+                const grpc::CallbackServerContext& context,
+                grpc::ByteBuffer* response)
+      : service_(service), response_(response), start_(absl::Now()) {
+    if (grpc::Status status = service_->Admit(context, "Import", &database_);
+        !status.ok()) {
+      FinishAndRecord(status);
+      return;
+    }
+    admitted_ = service_->gate_.Enter();
     if (!admitted_) {
-      Finish(ShuttingDownStatus());
+      FinishAndRecord(ShuttingDownStatus());
       return;
     }
     reading_ = true;
@@ -155,7 +215,7 @@ class VectorDbService::ImportReactor final
         }
       }
     }
-    if (final_status.has_value()) Finish(*final_status);
+    if (final_status.has_value()) FinishAndRecord(*final_status);
   }
 
   void OnDone() override {
@@ -196,7 +256,8 @@ class VectorDbService::ImportReactor final
       v1::UpsertRequest request;
       absl::Status status = ParseUpsertRequest(next, &request);
       if (status.ok()) {
-        absl::StatusOr<uint64_t> written = service_->ApplyUpsert(request);
+        absl::StatusOr<uint64_t> written =
+            service_->ApplyUpsert(*database_, request);
         if (written.ok()) upserted_ += *written;
         status = written.status();
       }
@@ -211,7 +272,7 @@ class VectorDbService::ImportReactor final
       applying_ = false;
       final_status = ErrorStatus(status);
     }
-    Finish(*final_status);
+    FinishAndRecord(*final_status);
   }
 
   // The reply for a stream the client completed: how many points it stored.
@@ -237,9 +298,19 @@ class VectorDbService::ImportReactor final
                                       "stored)")));
   }
 
+  void FinishAndRecord(const grpc::Status& status) {
+    if (service_->metrics_ != nullptr) {
+      service_->metrics_->Record("Import", status.error_code(),
+                                 absl::Now() - start_);
+    }
+    Finish(status);
+  }
+
   VectorDbService* const service_;
   grpc::ByteBuffer* const response_;
-  const bool admitted_;
+  const absl::Time start_;
+  engine::Database* database_ = nullptr;
+  bool admitted_ = false;
   absl::Mutex mutex_;
   // The buffer the read in flight fills.
   grpc::ByteBuffer buffer_ ABSL_GUARDED_BY(mutex_);
@@ -254,48 +325,49 @@ class VectorDbService::ImportReactor final
 };
 
 grpc::ServerReadReactor<grpc::ByteBuffer>* VectorDbService::Import(
-    grpc::CallbackServerContext*, grpc::ByteBuffer* response) {
-  return new ImportReactor(this, response);
+    grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
+  return new ImportReactor(this, *context, response);
 }
 
 grpc::Status VectorDbService::StreamedCreateCollection(
-    grpc::ServerContext*,
+    grpc::ServerContext* context,
     grpc::ServerUnaryStreamer<v1::CreateCollectionRequest, v1::CollectionInfo>*
         stream) {
-  return ServeUnary(&gate_, stream,
-                    [this](const v1::CreateCollectionRequest& request,
-                           v1::CollectionInfo* response) {
-                      absl::StatusOr<v1::CollectionInfo> info =
-                          database_->CreateCollection(request);
-                      if (info.ok()) *response = *std::move(info);
-                      return info.status();
-                    });
+  return ServeUnary(
+      *context, "CreateCollection", stream,
+      [](engine::Database& database, const v1::CreateCollectionRequest& request,
+         v1::CollectionInfo* response) {
+        absl::StatusOr<v1::CollectionInfo> info =
+            database.CreateCollection(request);
+        if (info.ok()) *response = *std::move(info);
+        return info.status();
+      });
 }
 
 grpc::Status VectorDbService::StreamedGetCollection(
-    grpc::ServerContext*,
+    grpc::ServerContext* context,
     grpc::ServerUnaryStreamer<v1::GetCollectionRequest, v1::CollectionInfo>*
         stream) {
-  return ServeUnary(&gate_, stream,
-                    [this](const v1::GetCollectionRequest& request,
-                           v1::CollectionInfo* response) {
-                      absl::StatusOr<std::shared_ptr<Collection>> collection =
-                          database_->GetCollection(request.name());
-                      if (collection.ok())
-                        *response = (*collection)->Describe();
-                      return collection.status();
-                    });
+  return ServeUnary(
+      *context, "GetCollection", stream,
+      [](engine::Database& database, const v1::GetCollectionRequest& request,
+         v1::CollectionInfo* response) {
+        absl::StatusOr<std::shared_ptr<Collection>> collection =
+            database.GetCollection(request.name());
+        if (collection.ok()) *response = (*collection)->Describe();
+        return collection.status();
+      });
 }
 
 grpc::Status VectorDbService::StreamedListCollections(
-    grpc::ServerContext*,
+    grpc::ServerContext* context,
     grpc::ServerUnaryStreamer<v1::ListCollectionsRequest,
                               v1::ListCollectionsResponse>* stream) {
   return ServeUnary(
-      &gate_, stream,
-      [this](const v1::ListCollectionsRequest&,
-             v1::ListCollectionsResponse* response) {
-        for (v1::CollectionInfo& info : database_->ListCollections()) {
+      *context, "ListCollections", stream,
+      [](engine::Database& database, const v1::ListCollectionsRequest&,
+         v1::ListCollectionsResponse* response) {
+        for (v1::CollectionInfo& info : database.ListCollections()) {
           *response->add_collections() = std::move(info);
         }
         return absl::OkStatus();
@@ -303,24 +375,26 @@ grpc::Status VectorDbService::StreamedListCollections(
 }
 
 grpc::Status VectorDbService::StreamedDropCollection(
-    grpc::ServerContext*,
+    grpc::ServerContext* context,
     grpc::ServerUnaryStreamer<v1::DropCollectionRequest,
                               v1::DropCollectionResponse>* stream) {
-  return ServeUnary(&gate_, stream,
-                    [this](const v1::DropCollectionRequest& request,
-                           v1::DropCollectionResponse*) {
-                      return database_->DropCollection(request.name());
-                    });
+  return ServeUnary(
+      *context, "DropCollection", stream,
+      [](engine::Database& database, const v1::DropCollectionRequest& request,
+         v1::DropCollectionResponse*) {
+        return database.DropCollection(request.name());
+      });
 }
 
 grpc::Status VectorDbService::StreamedGet(
-    grpc::ServerContext*,
+    grpc::ServerContext* context,
     grpc::ServerUnaryStreamer<v1::GetRequest, v1::GetResponse>* stream) {
   return ServeUnary(
-      &gate_, stream,
-      [this](const v1::GetRequest& request, v1::GetResponse* response) {
+      *context, "Get", stream,
+      [](engine::Database& database, const v1::GetRequest& request,
+         v1::GetResponse* response) {
         absl::StatusOr<std::shared_ptr<Collection>> collection =
-            database_->GetCollection(request.collection());
+            database.GetCollection(request.collection());
         if (!collection.ok()) return collection.status();
         absl::StatusOr<std::vector<v1::Point>> points =
             (*collection)->Get(request.ids());
@@ -334,13 +408,14 @@ grpc::Status VectorDbService::StreamedGet(
 }
 
 grpc::Status VectorDbService::StreamedDelete(
-    grpc::ServerContext*,
+    grpc::ServerContext* context,
     grpc::ServerUnaryStreamer<v1::DeleteRequest, v1::DeleteResponse>* stream) {
   return ServeUnary(
-      &gate_, stream,
-      [this](const v1::DeleteRequest& request, v1::DeleteResponse* response) {
+      *context, "Delete", stream,
+      [](engine::Database& database, const v1::DeleteRequest& request,
+         v1::DeleteResponse* response) {
         absl::StatusOr<std::shared_ptr<Collection>> collection =
-            database_->GetCollection(request.collection());
+            database.GetCollection(request.collection());
         if (!collection.ok()) return collection.status();
         absl::StatusOr<uint64_t> deleted = (*collection)->Delete(request);
         if (deleted.ok()) response->set_deleted(*deleted);
@@ -349,13 +424,19 @@ grpc::Status VectorDbService::StreamedDelete(
 }
 
 grpc::Status VectorDbService::StreamedSearch(
-    grpc::ServerContext*,
+    grpc::ServerContext* context,
     grpc::ServerUnaryStreamer<v1::SearchRequest, v1::SearchResponse>* stream) {
   return ServeUnary(
-      &gate_, stream,
-      [this](const v1::SearchRequest& request, v1::SearchResponse* response) {
+      *context, "Search", stream,
+      [](engine::Database& database, const v1::SearchRequest& request,
+         v1::SearchResponse* response) {
+        if (absl::Status status =
+                engine::CheckSearchLimits(request, database.limits());
+            !status.ok()) {
+          return status;
+        }
         absl::StatusOr<std::shared_ptr<Collection>> collection =
-            database_->GetCollection(request.collection());
+            database.GetCollection(request.collection());
         if (!collection.ok()) return collection.status();
         absl::StatusOr<v1::SearchResponse> result =
             (*collection)->Search(request);
@@ -365,31 +446,41 @@ grpc::Status VectorDbService::StreamedSearch(
 }
 
 grpc::Status VectorDbService::StreamedSearchBatch(
-    grpc::ServerContext*,
+    grpc::ServerContext* context,
     grpc::ServerUnaryStreamer<v1::SearchBatchRequest, v1::SearchBatchResponse>*
         stream) {
-  return ServeUnary(&gate_, stream,
-                    [this](const v1::SearchBatchRequest& request,
-                           v1::SearchBatchResponse* response) {
-                      absl::StatusOr<std::shared_ptr<Collection>> collection =
-                          database_->GetCollection(request.collection());
-                      if (!collection.ok()) return collection.status();
-                      absl::StatusOr<v1::SearchBatchResponse> result =
-                          (*collection)->SearchBatch(request);
-                      if (result.ok()) *response = *std::move(result);
-                      return result.status();
-                    });
+  return ServeUnary(
+      *context, "SearchBatch", stream,
+      [](engine::Database& database, const v1::SearchBatchRequest& request,
+         v1::SearchBatchResponse* response) {
+        for (int i = 0; i < request.searches_size(); ++i) {
+          absl::Status status =
+              engine::CheckSearchLimits(request.searches(i), database.limits());
+          if (!status.ok()) {
+            return absl::Status(
+                status.code(),
+                absl::StrCat("searches[", i, "]: ", status.message()));
+          }
+        }
+        absl::StatusOr<std::shared_ptr<Collection>> collection =
+            database.GetCollection(request.collection());
+        if (!collection.ok()) return collection.status();
+        absl::StatusOr<v1::SearchBatchResponse> result =
+            (*collection)->SearchBatch(request);
+        if (result.ok()) *response = *std::move(result);
+        return result.status();
+      });
 }
 
 grpc::Status VectorDbService::StreamedCreateSnapshot(
-    grpc::ServerContext*,
+    grpc::ServerContext* context,
     grpc::ServerUnaryStreamer<v1::CreateSnapshotRequest,
                               v1::CreateSnapshotResponse>* stream) {
   return ServeUnary(
-      &gate_, stream,
-      [this](const v1::CreateSnapshotRequest&,
-             v1::CreateSnapshotResponse* response) -> absl::Status {
-        absl::StatusOr<std::string> path = database_->CreateSnapshot();
+      *context, "CreateSnapshot", stream,
+      [](engine::Database& database, const v1::CreateSnapshotRequest&,
+         v1::CreateSnapshotResponse* response) -> absl::Status {
+        absl::StatusOr<std::string> path = database.CreateSnapshot();
         if (!path.ok()) return path.status();
         response->set_path(*std::move(path));
         return absl::OkStatus();
@@ -397,13 +488,14 @@ grpc::Status VectorDbService::StreamedCreateSnapshot(
 }
 
 grpc::Status VectorDbService::StreamedCount(
-    grpc::ServerContext*,
+    grpc::ServerContext* context,
     grpc::ServerUnaryStreamer<v1::CountRequest, v1::CountResponse>* stream) {
   return ServeUnary(
-      &gate_, stream,
-      [this](const v1::CountRequest& request, v1::CountResponse* response) {
+      *context, "Count", stream,
+      [](engine::Database& database, const v1::CountRequest& request,
+         v1::CountResponse* response) {
         absl::StatusOr<std::shared_ptr<Collection>> collection =
-            database_->GetCollection(request.collection());
+            database.GetCollection(request.collection());
         if (!collection.ok()) return collection.status();
         absl::StatusOr<uint64_t> count = (*collection)->Count(request);
         if (count.ok()) response->set_count(*count);
@@ -412,13 +504,14 @@ grpc::Status VectorDbService::StreamedCount(
 }
 
 grpc::Status VectorDbService::StreamedScroll(
-    grpc::ServerContext*,
+    grpc::ServerContext* context,
     grpc::ServerUnaryStreamer<v1::ScrollRequest, v1::ScrollResponse>* stream) {
   return ServeUnary(
-      &gate_, stream,
-      [this](const v1::ScrollRequest& request, v1::ScrollResponse* response) {
+      *context, "Scroll", stream,
+      [](engine::Database& database, const v1::ScrollRequest& request,
+         v1::ScrollResponse* response) {
         absl::StatusOr<std::shared_ptr<Collection>> collection =
-            database_->GetCollection(request.collection());
+            database.GetCollection(request.collection());
         if (!collection.ok()) return collection.status();
         absl::StatusOr<v1::ScrollResponse> page =
             (*collection)->Scroll(request);
@@ -428,22 +521,23 @@ grpc::Status VectorDbService::StreamedScroll(
 }
 
 grpc::Status VectorDbService::StreamedCreateFieldIndex(
-    grpc::ServerContext*,
+    grpc::ServerContext* context,
     grpc::ServerUnaryStreamer<v1::CreateFieldIndexRequest,
                               v1::CreateFieldIndexResponse>* stream) {
-  return ServeUnary(&gate_, stream,
-                    [this](const v1::CreateFieldIndexRequest& request,
-                           v1::CreateFieldIndexResponse* response) {
-                      absl::StatusOr<std::shared_ptr<Collection>> collection =
-                          database_->GetCollection(request.collection());
-                      if (!collection.ok()) return collection.status();
-                      absl::StatusOr<v1::CollectionInfo> info =
-                          (*collection)->CreateFieldIndex(request);
-                      if (info.ok()) {
-                        *response->mutable_collection() = *std::move(info);
-                      }
-                      return info.status();
-                    });
+  return ServeUnary(
+      *context, "CreateFieldIndex", stream,
+      [](engine::Database& database, const v1::CreateFieldIndexRequest& request,
+         v1::CreateFieldIndexResponse* response) {
+        absl::StatusOr<std::shared_ptr<Collection>> collection =
+            database.GetCollection(request.collection());
+        if (!collection.ok()) return collection.status();
+        absl::StatusOr<v1::CollectionInfo> info =
+            (*collection)->CreateFieldIndex(request);
+        if (info.ok()) {
+          *response->mutable_collection() = *std::move(info);
+        }
+        return info.status();
+      });
 }
 
 }  // namespace vecdb::rpc

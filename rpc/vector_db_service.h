@@ -1,11 +1,16 @@
 #ifndef VECDB_RPC_VECTOR_DB_SERVICE_H_
 #define VECDB_RPC_VECTOR_DB_SERVICE_H_
 
+#include <atomic>
+
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "engine/database.h"
 #include "grpcpp/support/server_callback.h"
 #include "grpcpp/support/sync_stream.h"
+#include "rpc/api_keys.h"
 #include "rpc/request_gate.h"
+#include "rpc/service_metrics.h"
 #include "rpc/worker_pool.h"
 #include "vecdb/v1/vecdb.grpc.pb.h"
 
@@ -36,17 +41,28 @@ using VectorDbServiceBase = v1::VectorDB::WithRawCallbackMethod_Upsert<
                                         WithStreamedUnaryMethod_SearchBatch<
                                             LaterMethodsBase>>>>>>>>>>;
 
-// The vecdb.v1.VectorDB service over one Database. Each handler calls the
-// engine and maps the result onto a gRPC status. A request that cannot be
-// parsed is INVALID_ARGUMENT, and one that arrives after Drain started is
-// UNAVAILABLE. Writes run on the service's own worker threads and the other
-// methods on gRPC's. Thread-safe.
+// The vecdb.v1.VectorDB service over one Database. Each handler first
+// checks the caller's API key (see Authorize in api_keys.h), before it
+// parses the request, then calls the engine and maps the result onto a gRPC
+// status. A request that cannot be parsed is INVALID_ARGUMENT, and one that
+// arrives before SetDatabase or after Drain started is UNAVAILABLE. Writes
+// run on the service's own worker threads and the other methods on gRPC's.
+// Thread-safe.
 class VectorDbService final : public VectorDbServiceBase {
  public:
-  // `database` must outlive the service. `write_threads` sets how many
-  // writes run at once.
-  VectorDbService(engine::Database* database, int write_threads)
-      : database_(database), workers_(write_threads) {}
+  // `write_threads` sets how many writes run at once. `api_keys`, when not
+  // null, are the keys that callers must present. `metrics`, when not null,
+  // counts every call. Both must outlive the service.
+  VectorDbService(int write_threads, const ApiKeys* api_keys,
+                  ServiceMetrics* metrics)
+      : api_keys_(api_keys), metrics_(metrics), workers_(write_threads) {}
+
+  // Starts serving `database`, which must outlive the service. Until then
+  // every call fails with UNAVAILABLE, so that the server can listen (and
+  // answer health checks) while the database opens.
+  void SetDatabase(engine::Database* database) {
+    database_.store(database, std::memory_order_release);
+  }
 
   // Turns new requests away and waits until those in flight finish or
   // `deadline` passes. Returns how many are still running.
@@ -113,9 +129,24 @@ class VectorDbService final : public VectorDbServiceBase {
   class ImportReactor;
 
   // Applies one parsed UpsertRequest; shared by Upsert and Import.
-  absl::StatusOr<uint64_t> ApplyUpsert(const v1::UpsertRequest& request);
+  absl::StatusOr<uint64_t> ApplyUpsert(engine::Database& database,
+                                       const v1::UpsertRequest& request);
 
-  engine::Database* const database_;
+  // Checks the caller's key for `method` and that the database is open.
+  // Returns the error to end the call with, or OK and sets `*database`.
+  grpc::Status Admit(const grpc::ServerContextBase& context,
+                     absl::string_view method, engine::Database** database);
+
+  // Serves one streamed unary call of `method`; see the .cc file.
+  template <typename Request, typename Response, typename Handler>
+  grpc::Status ServeUnary(const grpc::ServerContextBase& context,
+                          absl::string_view method,
+                          grpc::ServerUnaryStreamer<Request, Response>* stream,
+                          Handler handle);
+
+  const ApiKeys* const api_keys_;
+  ServiceMetrics* const metrics_;
+  std::atomic<engine::Database*> database_{nullptr};
   RequestGate gate_;
   // Declared last so that its threads, which use the members above, are
   // joined first.

@@ -9,6 +9,7 @@ packages=(
   librocksdb-dev libfaiss-dev libopenblas-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev zlib1g-dev libcli11-dev libsimdjson-dev
+  libcivetweb-dev openssl clang libfuzzer-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-grpcio python3-numpy python3-faiss libhnswlib-dev
   dataset-fashion-mnist

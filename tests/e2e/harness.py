@@ -276,7 +276,7 @@ def _varint(value):
             return bytes(encoded)
 
 
-def _length_delimited_field(field_number, payload):
+def length_delimited_field(field_number, payload):
     return _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
 
 
@@ -286,10 +286,10 @@ def encode_upsert_with_raw_id(collection, raw_id, vector):
     Python protobuf rejects invalid UTF-8 in string fields, so the id field
     (Point field 1) and the point (UpsertRequest field 2) are encoded by hand.
     """
-    point_bytes = (_length_delimited_field(1, raw_id) +
+    point_bytes = (length_delimited_field(1, raw_id) +
                    point("", vector).SerializeToString())
     return (vecdb_pb2.UpsertRequest(collection=collection).SerializeToString()
-            + _length_delimited_field(2, point_bytes))
+            + length_delimited_field(2, point_bytes))
 
 
 class ServerTestCase(unittest.TestCase):

@@ -4,6 +4,7 @@ Every search helper also asserts that no hit carries a NaN or infinite score.
 """
 
 import math
+import os
 import unittest
 
 import grpc
@@ -11,7 +12,7 @@ import numpy as np
 
 from harness import (COSINE, DOT_PRODUCT, FLAT, HNSW, L2, RPC_TIMEOUT_SECONDS,
                      ServerTestCase, as_float32, encode_upsert_with_raw_id,
-                     point, struct, vecdb_pb2)
+                     length_delimited_field, point, struct, vecdb_pb2)
 
 INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT
 INDEX_KINDS = (FLAT, HNSW)
@@ -348,6 +349,137 @@ class ResultSizeTest(ServerTestCase):
             self.assertEqual(len(results), batch_size)
             self.assertEqual(results, [[]] * batch_size,
                              f"batch of {batch_size} queries")
+
+
+    def test_top_k_equal_to_count_under_hnsw(self):
+        rng = np.random.default_rng(11)
+        self.create("graph", 16, L2, HNSW, m=48, ef_construction=500)
+        vectors = rng.standard_normal((2000, 16)).astype(np.float32)
+        for start in range(0, 2000, 500):
+            self.upsert("graph", [point(str(i), vectors[i])
+                                  for i in range(start, start + 500)])
+        for attempt in range(50):
+            query = rng.standard_normal(16)
+            hits = self.search("graph", query, 2000)
+            ids = [hit.id for hit in hits]
+            self.assertEqual(len(ids), 2000, f"attempt {attempt}")
+            self.assertEqual(len(set(ids)), 2000, f"attempt {attempt}")
+            scores = [hit.score for hit in hits]
+            self.assertEqual(scores, sorted(scores), f"attempt {attempt}")
+
+    def test_large_top_k_returns_k_hits(self):
+        rng = np.random.default_rng(12)
+        # Small graph parameters keep the build of 200,000 points short; the
+        # case is about the size of the response, not its recall.
+        self.create("large", 128, L2, HNSW, m=8, ef_construction=16)
+        for start in range(0, 200000, 5000):
+            vectors = rng.standard_normal((5000, 128)).astype(np.float32)
+            self.upsert("large", [vecdb_pb2.Point(id=str(start + i),
+                                                  vector=vector.tolist())
+                                  for i, vector in enumerate(vectors)])
+        self.assertEqual(self.count("large"), 200000)
+        for top_k in (1000, 5000, 10000):
+            with self.subTest(top_k=top_k):
+                hits = self.search("large", rng.standard_normal(128), top_k)
+                self.assertEqual(len(hits), top_k)
+                self.assertEqual(len({hit.id for hit in hits}), top_k)
+        message = self.assertRejected(
+            INVALID_ARGUMENT, self.stub.Search,
+            self.search_request("large", rng.standard_normal(128), 10001))
+        self.assertIn("top_k is 10001, it must be 1 to 10000", message)
+
+
+
+def encode_upsert(collection, vectors):
+    """Serialize an UpsertRequest of one point per row of vectors.
+
+    Encoding by hand from the float32 bytes is far faster than building
+    millions of floats into Point messages in Python.
+    """
+    parts = [vecdb_pb2.UpsertRequest(collection=collection).SerializeToString()]
+    for i, vector in enumerate(np.asarray(vectors, np.float32)):
+        point_bytes = (length_delimited_field(1, str(i).encode()) +
+                       length_delimited_field(2, vector.tobytes()))
+        parts.append(length_delimited_field(2, point_bytes))
+    return b"".join(parts)
+
+
+class LimitsAndNamesTest(ServerTestCase):
+
+    def test_request_over_message_limit_rejected_whole(self):
+        self.create("wide", 1024, DOT_PRODUCT, FLAT)
+        vectors = np.random.default_rng(13).random((25000, 1024), np.float32)
+        request = encode_upsert("wide", vectors)
+        self.assertGreater(len(request), 100 * 1000 * 1000)
+        upsert = self.server.channel().unary_unary(
+            "/vecdb.v1.VectorDB/Upsert",
+            request_serializer=lambda raw: raw,
+            response_deserializer=vecdb_pb2.UpsertResponse.FromString)
+        with self.assertRaises(grpc.RpcError) as raised:
+            upsert(request, timeout=RPC_TIMEOUT_SECONDS)
+        error = raised.exception
+        self.assertEqual(error.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertIn(str(64 * 1024 * 1024), error.details())
+        self.assertIn(str(len(request)), error.details())
+        self.assertEqual(self.count("wide"), 0)
+        self.assertServing()
+
+    def test_search_response_over_limit_fails(self):
+        server = self.start_server("--max_response_bytes", "65536")
+        stub = server.stub()
+        stub.CreateCollection(vecdb_pb2.CreateCollectionRequest(
+            name="wide", dimension=1024, metric=DOT_PRODUCT,
+            index=vecdb_pb2.IndexConfig(kind=FLAT)),
+            timeout=RPC_TIMEOUT_SECONDS)
+        vectors = np.random.default_rng(14).random((100, 1024), np.float32)
+        stub.Upsert(vecdb_pb2.UpsertRequest(
+            collection="wide",
+            points=[point(str(i), vector) for i, vector in enumerate(vectors)]),
+            timeout=RPC_TIMEOUT_SECONDS)
+        request = self.search_request("wide", vectors[0], 100,
+                                      include_vectors=True)
+        with self.assertRaises(grpc.RpcError) as raised:
+            stub.Search(request, timeout=RPC_TIMEOUT_SECONDS)
+        self.assertEqual(raised.exception.code(),
+                         grpc.StatusCode.RESOURCE_EXHAUSTED)
+        request.include_vectors = False
+        self.assertEqual(
+            len(stub.Search(request, timeout=RPC_TIMEOUT_SECONDS).hits), 100)
+
+    def test_collection_names_checked(self):
+        # The rule: 1 to 128 ASCII letters, digits, '_' or '-', not starting
+        # with '-'. Names never become file names: files are named by a
+        # collection's number, so reserved device names such as "con" are
+        # fine.
+        rejected = ["a/b", "..", ".", "", "x" * 256, "名前", "a b",
+                    "trailing."]
+        for name in rejected:
+            with self.subTest(name=name):
+                self.assertRejected(
+                    INVALID_ARGUMENT, self.stub.CreateCollection,
+                    vecdb_pb2.CreateCollectionRequest(name=name, dimension=2,
+                                                      metric=COSINE))
+        accepted = ["con", "x" * 128, "a-b_c"]
+        for i, name in enumerate(accepted):
+            self.create(name, 2, COSINE)
+            self.upsert(name, [point(f"p{i}", [1, i + 1])])
+        data_dir = self.server.data_dir
+        siblings = set(os.listdir(os.path.dirname(data_dir)))
+
+        self.restart()
+        names = [info.name for info in self.stub.ListCollections(
+            vecdb_pb2.ListCollectionsRequest(),
+            timeout=RPC_TIMEOUT_SECONDS).collections]
+        self.assertEqual(sorted(names), sorted(accepted))
+        for i, name in enumerate(accepted):
+            stored = self.get(name, [f"p{i}"])
+            self.assertEqual(len(stored), 1, name)
+            self.assertEqual(list(stored[0].vector), [1, i + 1])
+        # Nothing was created beside the data dir.
+        new_siblings = set(os.listdir(os.path.dirname(data_dir))) - siblings
+        self.assertFalse({entry for entry in new_siblings
+                          if not entry.startswith("vecdb-e2e-")},
+                         new_siblings)
 
 
 if __name__ == "__main__":

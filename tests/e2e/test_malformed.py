@@ -17,7 +17,7 @@ from harness import (FLAT, L2, RPC_TIMEOUT_SECONDS, ServerTestCase, point,
                      vecdb_pb2)
 # The harness keeps its wire-format encoder private; these tests need it to
 # place invalid UTF-8 in fields that Python protobuf would refuse to encode.
-from harness import _length_delimited_field as length_delimited_field
+from harness import length_delimited_field
 from harness import _varint as varint
 
 INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT

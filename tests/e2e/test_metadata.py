@@ -17,7 +17,7 @@ from harness import (FLAT, HNSW, L2, RPC_TIMEOUT_SECONDS, ServerTestCase,
                      point, struct, vecdb_pb2)
 # The harness keeps its wire-format encoder private; it is needed here to
 # build nesting far deeper than Python protobuf serializes.
-from harness import _length_delimited_field as length_delimited_field
+from harness import length_delimited_field
 
 INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT
 
