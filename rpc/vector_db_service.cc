@@ -373,4 +373,18 @@ grpc::Status VectorDbService::StreamedCreateFieldIndex(
                     });
 }
 
+grpc::Status VectorDbService::StreamedUpdateCollection(
+    grpc::ServerContext*,
+    grpc::ServerUnaryStreamer<v1::UpdateCollectionRequest, v1::CollectionInfo>*
+        stream) {
+  return ServeUnary(&gate_, stream,
+                    [this](const v1::UpdateCollectionRequest& request,
+                           v1::CollectionInfo* response) {
+                      absl::StatusOr<v1::CollectionInfo> info =
+                          database_->UpdateCollection(request);
+                      if (info.ok()) *response = *std::move(info);
+                      return info.status();
+                    });
+}
+
 }  // namespace vecdb::rpc
