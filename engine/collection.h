@@ -238,6 +238,12 @@ class Collection {
       const std::vector<index::Label>& labels, std::vector<uint8_t>* selected)
       ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
 
+  // The collection's ef_search and nprobe, or the defaults when its kind
+  // has none: while a rebuild to another kind runs, the old index may need
+  // them.
+  uint32_t DefaultEfSearch() const ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
+  uint32_t DefaultNprobe() const ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
+
   // Neighbours to fetch from the index for `search`: top_k, or top_k times
   // the oversampling (at most kMaxTopK) when it asks for rerank and the
   // index's distances are approximate.

@@ -230,10 +230,10 @@ absl::StatusOr<std::vector<index::Neighbor>> Collection::SearchMatching(
   }
   const uint32_t ef_search = search.params().ef_search() != 0
                                  ? search.params().ef_search()
-                                 : index_config_.ef_search();
+                                 : DefaultEfSearch();
   const uint32_t nprobe = search.params().nprobe() != 0
                               ? search.params().nprobe()
-                              : index_config_.nprobe();
+                              : DefaultNprobe();
   index::SearchOptions options;
   options.k = k;
   options.ef_search = static_cast<int>(std::min<double>(

@@ -132,6 +132,15 @@ absl::StatusOr<v1::SearchResponse> Collection::Search(
   return std::move(responses->front());
 }
 
+uint32_t Collection::DefaultEfSearch() const {
+  return index_config_.ef_search() != 0 ? index_config_.ef_search()
+                                        : kDefaultHnswEfSearch;
+}
+
+uint32_t Collection::DefaultNprobe() const {
+  return index_config_.nprobe() != 0 ? index_config_.nprobe() : kDefaultNprobe;
+}
+
 bool Collection::RerankApplies(const v1::SearchRequest& search) const {
   return search.params().rerank() && !index_->distances_exact();
 }
@@ -163,11 +172,10 @@ absl::StatusOr<std::vector<v1::SearchResponse>> Collection::RunSearches(
     for (size_t i = 0; i < searches.size(); ++i) {
       if (!filters.empty() && filters[i] != nullptr) continue;
       const v1::SearchParams& params = searches[i]->params();
-      const uint32_t ef_search = params.ef_search() != 0
-                                     ? params.ef_search()
-                                     : index_config_.ef_search();
+      const uint32_t ef_search =
+          params.ef_search() != 0 ? params.ef_search() : DefaultEfSearch();
       const uint32_t nprobe =
-          params.nprobe() != 0 ? params.nprobe() : index_config_.nprobe();
+          params.nprobe() != 0 ? params.nprobe() : DefaultNprobe();
       groups[{CandidateCount(*searches[i]), static_cast<int>(ef_search),
               static_cast<int>(nprobe), params.exact()}]
           .push_back(i);
