@@ -436,6 +436,7 @@ absl::Status Collection::Rebuild(const std::atomic<bool>& cancel, bool building,
     }
   }
   std::vector<float>().swap(vectors);
+  fresh->ShrinkToFit();
   std::vector<std::string> fresh_label_to_id = std::move(ids);
   absl::flat_hash_map<std::string, index::Label> fresh_id_to_label;
   fresh_id_to_label.reserve(fresh_label_to_id.size());

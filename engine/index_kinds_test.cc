@@ -95,8 +95,8 @@ class IndexKindsTest : public DatabaseTest {
       ASSERT_EQ(response->hits_size(), 1);
       if (response->hits(0).id() == point.id()) ++found;
     }
-    // IVF probes a few lists, so a point whose list is not among the
-    // nearest to itself can be missed; that is rare on this data.
+    // IVF probes a few lists, so it can miss a point whose list is not
+    // among the nearest to the point itself. That is rare on this data.
     EXPECT_GE(found, static_cast<int>(stored->size() * 0.97));
   }
 

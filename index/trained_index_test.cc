@@ -1,7 +1,7 @@
 // Tests of the index kinds that need training: IVF_FLAT, IVF_PQ, SQ8 and
 // HNSW_SQ8, each under L2 and inner product.
 //
-// The data are 6,000 32-dimensional vectors in 60 clusters; each point
+// The data are 6,000 32-dimensional vectors in 60 clusters. Each point
 // spreads around its centre in an 8-dimensional subspace, so that k-means
 // and the quantizers have structure to learn, as with real embeddings.
 // Recall@10 floors sit below the values measured with FAISS 1.7.3 on this

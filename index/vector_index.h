@@ -102,8 +102,8 @@ struct SearchOptions {
 //
 // A kind that NeedsTraining starts untrained: it keeps its vectors in a
 // flat store and searches them exactly. Train, called on an empty index,
-// builds the real FAISS index; the caller rebuilds into a trained index
-// once it holds TrainingThreshold vectors.
+// builds the real FAISS index. The caller rebuilds into a trained index
+// once the untrained one contains TrainingThreshold vectors.
 //
 // Not thread-safe for writes: Add and MarkDeleted need exclusive access,
 // while any number of Search calls may run concurrently with each other.
@@ -114,17 +114,17 @@ class VectorIndex {
   static absl::StatusOr<std::unique_ptr<VectorIndex>> Create(
       const IndexSpec& spec);
 
-  // Vectors a collection should hold before an index of `spec` is trained:
-  // max(40 * nlist, 1000) for IVF_FLAT, also at least 40 * 2^pq_bits for
-  // IVF_PQ (k-means wants about 40 points per centroid), and 2000 for the
-  // SQ kinds, whose training only finds each component's range. 0 for the
-  // kinds that need no training.
+  // Vectors a collection should contain before an index of `spec` is
+  // trained: max(40 * nlist, 1000) for IVF_FLAT, and also at least
+  // 40 * 2^pq_bits for IVF_PQ, because k-means wants about 40 points per
+  // centroid. The SQ kinds, whose training only finds each component's
+  // range, need 2000. Returns 0 for the kinds that need no training.
   static int64_t TrainingThreshold(const IndexSpec& spec);
 
   // Trains the FAISS index of a kind that NeedsTraining on `count` vectors
-  // (count * dimension floats); an even sample of at most 256 per centroid
-  // (65536 for the SQ kinds) is used when more are given. Later Adds go to
-  // the trained index. FAILED_PRECONDITION when the kind needs no training,
+  // (count * dimension floats). When more are given, an even sample of at
+  // most 256 per centroid (65536 for the SQ kinds) is used. Later Adds go
+  // to the trained index. FAILED_PRECONDITION when the kind needs no training,
   // the index is trained already or holds vectors; INVALID_ARGUMENT when
   // count is below 1; INTERNAL when FAISS fails.
   absl::Status Train(int64_t count, const float* vectors);
@@ -207,6 +207,10 @@ class VectorIndex {
   int64_t live_count() const { return size() - deleted_count_; }
   int64_t deleted_count() const { return deleted_count_; }
   const IndexSpec& spec() const { return spec_; }
+
+  // Frees the spare capacity that adding in batches leaves behind; the
+  // next Add may allocate some again. For a freshly built index.
+  void ShrinkToFit();
 
   // Estimated heap bytes of the vectors or codes, the graph, inverted lists
   // and centroids, and the deletion marks.
