@@ -129,8 +129,8 @@ class Collection {
 
   // Returns min(top_k, live points) nearest neighbours of request.vector,
   // best first, minus any dropped by score_threshold. The request's
-  // collection field is not read. INVALID_ARGUMENT for a bad vector, top_k
-  // or ef_search.
+  // collection field is not read. INVALID_ARGUMENT for a bad vector, top_k,
+  // ef_search, nprobe or oversampling.
   absl::StatusOr<v1::SearchResponse> Search(const v1::SearchRequest& request);
 
   // Runs the searches of `request` against one state of the collection and
