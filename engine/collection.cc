@@ -262,7 +262,8 @@ absl::Status Collection::ApplyUpserts(absl::Span<const std::string* const> ids,
 void Collection::NoteApplied(uint64_t sequence,
                              absl::Span<const std::string* const> ids) {
   applied_sequence_ = sequence;
-  if (unsaved_changes_ == 0) first_unsaved_change_ = absl::Now();
+  last_change_ = absl::Now();
+  if (unsaved_changes_ == 0) first_unsaved_change_ = last_change_;
   unsaved_changes_ += ids.size();
   if (compacting_) {
     for (const std::string* id : ids) changed_while_compacting_.push_back(*id);

@@ -325,6 +325,10 @@ class Collection {
   absl::Status BuildPendingGraph(absl::Duration budget,
                                  const std::atomic<bool>& cancel);
 
+  // Frees the index's spare capacity when writes paused for a while and it
+  // is a large share of the index, as after a bulk load.
+  void ShrinkIfIdle();
+
   // Rebuilds the index from the stored points for Compact and RebuildIndex.
   // `building` marks the collection BUILDING meanwhile.
   absl::Status Rebuild(const std::atomic<bool>& cancel, bool building,
@@ -380,6 +384,9 @@ class Collection {
   // Points changed since the last checkpoint, and when the first of those
   // changes was made.
   uint64_t unsaved_changes_ ABSL_GUARDED_BY(write_mutex_) = 0;
+  // When the index last changed, so that maintenance frees spare capacity
+  // only once writes pause.
+  absl::Time last_change_ ABSL_GUARDED_BY(write_mutex_) = absl::InfinitePast();
   absl::Time first_unsaved_change_ ABSL_GUARDED_BY(write_mutex_);
 
   // Set while Rebuild builds an index of another kind or a trained one.

@@ -26,6 +26,12 @@ constexpr size_t kCompactionChunk = 16384;
 // index. Small, because searches wait meanwhile.
 constexpr int64_t kGraphChunk = 256;
 
+// Spare capacity of an index is freed once writes paused this long and it
+// is at least this share of the index's bytes. Vectors grow by doubling, so
+// a collection loaded in small batches can reserve up to as much again.
+constexpr absl::Duration kShrinkAfterIdle = absl::Seconds(5);
+constexpr double kShrinkMinSpareFraction = 0.2;
+
 // Longest a maintenance round spends moving waiting vectors into the graph
 // before it turns to compaction and checkpoints.
 constexpr absl::Duration kGraphBudget = absl::Seconds(5);
@@ -327,7 +333,29 @@ absl::Status Collection::Maintain(const MaintenanceOptions& options,
     absl::Status status = rebuild ? RebuildIndex(cancel) : Compact(cancel);
     return absl::IsCancelled(status) ? absl::OkStatus() : status;
   }
+  ShrinkIfIdle();
   return save ? WriteCheckpoint() : absl::OkStatus();
+}
+
+void Collection::ShrinkIfIdle() {
+  absl::MutexLock write_lock(&write_mutex_);
+  if (dropped_ || absl::Now() - last_change_ < kShrinkAfterIdle) return;
+  {
+    absl::ReaderMutexLock index_lock(&index_mutex_);
+    const uint64_t spare = index_->SpareBytes();
+    if (spare == 0 || static_cast<double>(spare) <
+                          kShrinkMinSpareFraction *
+                              static_cast<double>(index_->MemoryBytes())) {
+      return;
+    }
+  }
+  // Searches wait while the vectors are copied to fitting buffers.
+  absl::MutexLock index_lock(&index_mutex_);
+  const uint64_t before = index_->MemoryBytes();
+  index_->ShrinkToFit();
+  spdlog::info("[{}] index spare capacity freed: {:.1f} MB to {:.1f} MB",
+               config_.name, static_cast<double>(before) / (1 << 20),
+               static_cast<double>(index_->MemoryBytes()) / (1 << 20));
 }
 
 absl::Status Collection::Compact(const std::atomic<bool>& cancel) {

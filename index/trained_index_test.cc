@@ -313,6 +313,30 @@ TEST_P(TrainedIndexTest, SaveAndLoadKeepUntrainedIndex) {
   EXPECT_EQ((*loaded)->size(), 500);
 }
 
+TEST_P(TrainedIndexTest, ShrinkToFitFreesSpareCapacity) {
+  ASSERT_OK(index_->Train(kPoints, vectors_.data()));
+  // Small batches make vectors grow by doubling, as writes to a collection
+  // do.
+  for (int first = 0; first < kPoints; first += 100) {
+    ASSERT_OK(index_->Add(100, &vectors_[first * kDimension]));
+  }
+  std::vector<std::vector<Label>> before;
+  for (int q = 0; q < 10; ++q) {
+    before.push_back(Labels(Search(*index_, &queries_[q * kDimension], kK)));
+  }
+  const uint64_t bytes = index_->MemoryBytes();
+  const uint64_t spare = index_->SpareBytes();
+  EXPECT_GT(spare, 0u);
+
+  index_->ShrinkToFit();
+  EXPECT_EQ(index_->SpareBytes(), 0u);
+  EXPECT_LE(index_->MemoryBytes(), bytes - spare);
+  for (int q = 0; q < 10; ++q) {
+    EXPECT_EQ(Labels(Search(*index_, &queries_[q * kDimension], kK)), before[q])
+        << "query " << q;
+  }
+}
+
 TEST_P(TrainedIndexTest, SearchSelectedStaysInsideTheSelection) {
   TrainAndAddAll();
   std::vector<uint8_t> selected(kPoints, 0);

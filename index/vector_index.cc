@@ -717,6 +717,25 @@ void VectorIndex::ShrinkToFit() {
   deleted_.shrink_to_fit();
 }
 
+uint64_t VectorIndex::SpareBytes() const {
+  auto spare = [](const auto& values) -> uint64_t {
+    return (values.capacity() - values.size()) * sizeof(values[0]);
+  };
+  uint64_t bytes = spare(deleted_);
+  if (flat_ != nullptr) bytes += spare(flat_->codes);
+  if (sq_ != nullptr) bytes += spare(sq_->codes);
+  if (ivf_ != nullptr) {
+    if (auto* lists =
+            dynamic_cast<const faiss::ArrayInvertedLists*>(ivf_->invlists)) {
+      for (size_t list = 0; list < lists->nlist; ++list) {
+        bytes += spare(lists->codes[list]) + spare(lists->ids[list]);
+      }
+    }
+    bytes += spare(ivf_->direct_map.array);
+  }
+  return bytes;
+}
+
 uint64_t VectorIndex::MemoryBytes() const {
   uint64_t bytes = deleted_.capacity();
   if (flat_ != nullptr) bytes += flat_->codes.capacity();

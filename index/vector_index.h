@@ -190,8 +190,8 @@ class VectorIndex {
   bool distances_exact() const;
 
   // The stored vector of `label` (dimension floats, normalised where the
-  // caller normalised it), valid until the next Add. `label` must be below
-  // size() and has_flat_vectors() true.
+  // caller normalised it), valid until the next Add or ShrinkToFit.
+  // `label` must be below size() and has_flat_vectors() true.
   const float* StoredVector(Label label) const;
 
   // Copies the vector of `label` into `out` (dimension floats), decoded from
@@ -215,6 +215,10 @@ class VectorIndex {
   // Estimated heap bytes of the vectors or codes, the graph, inverted lists
   // and centroids, and the deletion marks.
   uint64_t MemoryBytes() const;
+
+  // Bytes that ShrinkToFit would free: capacity that vectors, codes, lists
+  // and deletion marks reserved for growth.
+  uint64_t SpareBytes() const;
 
   // Finds up to options.k nearest neighbours of `query` (dimension floats)
   // among the live labels whose byte in `selected` is nonzero, best first.
