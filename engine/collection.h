@@ -145,8 +145,8 @@ class Collection {
 
   // Makes `index` (defaults resolved, already stored by the caller) the
   // collection's index config. Searches use its ef_search and nprobe at
-  // once; when BuildsDiffer, the next Maintain rebuilds the index in the
-  // background and searches use the old one until then. NOT_FOUND when the
+  // once. When BuildsDiffer, the next Maintain rebuilds the index in the
+  // background, and searches use the old one until then. NOT_FOUND when the
   // collection was dropped.
   absl::Status ChangeIndex(const v1::IndexConfig& index);
 
@@ -245,11 +245,11 @@ class Collection {
   uint32_t DefaultNprobe() const ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
 
   // Neighbours to fetch from the index for `search`: top_k, or top_k times
-  // the oversampling (at most kMaxTopK) when it asks for rerank and the
+  // the oversampling (at most kMaxTopK) when it requests rerank and the
   // index's distances are approximate.
   int CandidateCount(const v1::SearchRequest& search) const
       ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
-  // True when `search` asks for rerank and the index's distances are
+  // True when `search` requests rerank and the index's distances are
   // approximate.
   bool RerankApplies(const v1::SearchRequest& search) const
       ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);

@@ -72,8 +72,8 @@ class Database {
   std::vector<v1::CollectionInfo> ListCollections();
 
   // Changes a collection's index config to request.index (defaults
-  // resolved), stores it and returns the collection's info; a new kind or
-  // build parameter is applied by a background rebuild (see
+  // resolved), stores it and returns the collection's info. A new kind or
+  // build parameter takes effect through a background rebuild (see
   // Collection::ChangeIndex). INVALID_ARGUMENT for a bad name or index
   // parameter, NOT_FOUND when the collection does not exist.
   absl::StatusOr<v1::CollectionInfo> UpdateCollection(
