@@ -18,14 +18,41 @@ constexpr size_t kRebuildChunk = 4096;
 
 index::IndexSpec ToIndexSpec(const CollectionConfig& config) {
   index::IndexSpec spec;
-  spec.kind = config.index.kind() == v1::FLAT ? index::IndexKind::kFlat
-                                              : index::IndexKind::kHnsw;
+  switch (config.index.kind()) {
+    case v1::FLAT:
+      spec.kind = index::IndexKind::kFlat;
+      break;
+    case v1::IVF_FLAT:
+      spec.kind = index::IndexKind::kIvfFlat;
+      break;
+    case v1::IVF_PQ:
+      spec.kind = index::IndexKind::kIvfPq;
+      break;
+    case v1::SQ8:
+      spec.kind = index::IndexKind::kSq8;
+      break;
+    case v1::HNSW_SQ8:
+      spec.kind = index::IndexKind::kHnswSq8;
+      break;
+    default:
+      spec.kind = index::IndexKind::kHnsw;
+      break;
+  }
   spec.dimension = static_cast<int>(config.dimension);
   spec.metric = config.metric == v1::L2 ? index::IndexMetric::kL2
                                         : index::IndexMetric::kInnerProduct;
   spec.m = static_cast<int>(config.index.m());
   spec.ef_construction = static_cast<int>(config.index.ef_construction());
+  spec.nlist = static_cast<int>(config.index.nlist());
+  spec.pq_m = static_cast<int>(config.index.pq_m());
+  spec.pq_bits = static_cast<int>(config.index.pq_bits());
   return spec;
+}
+
+bool BuildsDiffer(const index::IndexSpec& a, const index::IndexSpec& b) {
+  return a.kind != b.kind || a.m != b.m ||
+         a.ef_construction != b.ef_construction || a.nlist != b.nlist ||
+         a.pq_m != b.pq_m || a.pq_bits != b.pq_bits;
 }
 
 Collection::Collection(storage::Storage* storage, uint64_t id,
@@ -35,7 +62,8 @@ Collection::Collection(storage::Storage* storage, uint64_t id,
       id_(id),
       config_(std::move(config)),
       index_dir_(std::move(index_dir)),
-      index_(std::move(index)) {}
+      index_(std::move(index)),
+      index_config_(config_.index) {}
 
 absl::StatusOr<std::unique_ptr<Collection>> Collection::Create(
     storage::Storage* storage, uint64_t id, CollectionConfig config,
@@ -138,13 +166,20 @@ v1::CollectionInfo Collection::Describe() {
   info.set_name(config_.name);
   info.set_dimension(config_.dimension);
   info.set_metric(config_.metric);
-  *info.mutable_index() = config_.index;
   {
     absl::ReaderMutexLock lock(&index_mutex_);
+    *info.mutable_index() = index_config_;
     info.set_point_count(id_to_label_.size());
     info.set_unindexed_points(index_->pending_count());
+    info.set_index_state(IndexState());
+    CollectionConfig current = config_;
+    current.index = index_config_;
+    info.set_training_threshold(static_cast<uint64_t>(
+        index::VectorIndex::TrainingThreshold(ToIndexSpec(current))));
+    const uint64_t index_bytes = index_->MemoryBytes();
+    info.set_index_memory_bytes(index_bytes);
     // An estimate: each live id is stored twice, once in each map.
-    info.set_memory_bytes(index_->MemoryBytes() + 2 * live_id_bytes_ +
+    info.set_memory_bytes(index_bytes + 2 * live_id_bytes_ +
                           label_to_id_.capacity() * sizeof(std::string) +
                           id_to_label_.capacity() *
                               sizeof(std::pair<std::string, index::Label>) +
@@ -153,6 +188,34 @@ v1::CollectionInfo Collection::Describe() {
   }
   info.set_disk_bytes(storage_->ApproximateBytes(id_));
   return info;
+}
+
+v1::IndexState Collection::IndexState() const {
+  if (building_.load() || rebuild_needed_) return v1::BUILDING;
+  if (index::NeedsTraining(index_->spec().kind) && !index_->trained()) {
+    return v1::EXACT;
+  }
+  return v1::READY;
+}
+
+absl::Status Collection::ChangeIndex(const v1::IndexConfig& index) {
+  absl::MutexLock write_lock(&write_mutex_);
+  if (dropped_) {
+    return absl::NotFoundError(
+        absl::StrCat("collection '", config_.name, "' was dropped"));
+  }
+  absl::MutexLock index_lock(&index_mutex_);
+  index_config_ = index;
+  // Only ef_search and nprobe can change without a rebuild; a change back
+  // to the config of the current index needs none either.
+  CollectionConfig current = config_;
+  current.index = index;
+  rebuild_needed_ = BuildsDiffer(ToIndexSpec(current), index_->spec());
+  spdlog::info(
+      "[{}] index config changed to {}{}", config_.name,
+      v1::IndexKind_Name(index.kind()),
+      rebuild_needed_ ? "; the index is rebuilt in the background" : "");
+  return absl::OkStatus();
 }
 
 absl::Status Collection::Drop() {
@@ -199,7 +262,8 @@ absl::Status Collection::ApplyUpserts(absl::Span<const std::string* const> ids,
 void Collection::NoteApplied(uint64_t sequence,
                              absl::Span<const std::string* const> ids) {
   applied_sequence_ = sequence;
-  if (unsaved_changes_ == 0) first_unsaved_change_ = absl::Now();
+  last_change_ = absl::Now();
+  if (unsaved_changes_ == 0) first_unsaved_change_ = last_change_;
   unsaved_changes_ += ids.size();
   if (compacting_) {
     for (const std::string* id : ids) changed_while_compacting_.push_back(*id);

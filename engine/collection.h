@@ -37,6 +37,10 @@ struct CollectionConfig {
 // The FAISS index spec for a collection with `config`.
 index::IndexSpec ToIndexSpec(const CollectionConfig& config);
 
+// True when an index built for `a` cannot serve `b`, so that it must be
+// rebuilt: the kind or a build parameter differs.
+bool BuildsDiffer(const index::IndexSpec& a, const index::IndexSpec& b);
+
 // When a collection saves its index and compacts away deleted labels.
 struct MaintenanceOptions {
   // Save an index checkpoint once this many points changed since the last
@@ -73,6 +77,8 @@ class Collection {
       storage::Storage* storage, uint64_t id, CollectionConfig config,
       std::string index_dir);
 
+  // The config the collection was opened with. Its index part may be
+  // outdated by ChangeIndex; Describe returns the current one.
   const CollectionConfig& config() const { return config_; }
   uint64_t id() const { return id_; }
 
@@ -126,8 +132,8 @@ class Collection {
 
   // Returns min(top_k, live points) nearest neighbours of request.vector,
   // best first, minus any dropped by score_threshold. The request's
-  // collection field is not read. INVALID_ARGUMENT for a bad vector, top_k
-  // or ef_search.
+  // collection field is not read. INVALID_ARGUMENT for a bad vector, top_k,
+  // ef_search, nprobe or oversampling.
   absl::StatusOr<v1::SearchResponse> Search(const v1::SearchRequest& request);
 
   // Runs the searches of `request` against one state of the collection and
@@ -140,9 +146,18 @@ class Collection {
   // files. Writes that start afterwards fail with NOT_FOUND.
   absl::Status Drop();
 
-  // Compacts the index when enough labels are deleted, then saves a
-  // checkpoint when enough changes are unsaved, per `options`. A compaction
-  // stops early, changing nothing, once `cancel` is set.
+  // Makes `index` (defaults resolved, already stored by the caller) the
+  // collection's index config. Searches use its ef_search and nprobe at
+  // once. When BuildsDiffer, the next Maintain rebuilds the index in the
+  // background, and searches use the old one until then. NOT_FOUND when the
+  // collection was dropped.
+  absl::Status ChangeIndex(const v1::IndexConfig& index);
+
+  // Rebuilds the index when ChangeIndex asked for it or a kind that needs
+  // training reached its training threshold, else compacts it when enough
+  // labels are deleted, then saves a checkpoint when enough changes are
+  // unsaved, per `options`. A rebuild stops early, changing nothing, once
+  // `cancel` is set.
   absl::Status Maintain(const MaintenanceOptions& options,
                         const std::atomic<bool>& cancel);
 
@@ -155,6 +170,11 @@ class Collection {
   // over before the swap. Returns CANCELLED, changing nothing, once `cancel`
   // is set.
   absl::Status Compact(const std::atomic<bool>& cancel);
+
+  // Builds the index that the current config calls for (trained, when the
+  // kind needs training and enough points are live) from the stored points
+  // and swaps it in, as Compact does. Searches and writes go on meanwhile.
+  absl::Status RebuildIndex(const std::atomic<bool>& cancel);
 
   // Path of the newest index checkpoint, empty when there is none.
   std::string CheckpointPath();
@@ -213,11 +233,29 @@ class Collection {
       ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
 
   // Searches among `labels`, the sorted labels of the matching points, by
-  // the plan their share of the live points calls for. `selected` caches
-  // their bitmap for the HNSW plan across searches with the same filter.
+  // the plan their share of the live points calls for, for `candidates`
+  // neighbours. `selected` caches their bitmap for the HNSW and IVF plan
+  // across searches with the same filter.
   absl::StatusOr<std::vector<index::Neighbor>> SearchMatching(
-      const v1::SearchRequest& search, const std::vector<index::Label>& labels,
-      std::vector<uint8_t>* selected) ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
+      const v1::SearchRequest& search, int candidates,
+      const std::vector<index::Label>& labels, std::vector<uint8_t>* selected)
+      ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
+
+  // The collection's ef_search and nprobe, or the defaults when its kind
+  // has none: while a rebuild to another kind runs, the old index may need
+  // them.
+  uint32_t DefaultEfSearch() const ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
+  uint32_t DefaultNprobe() const ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
+
+  // Neighbours to fetch from the index for `search`: top_k, or top_k times
+  // the oversampling (at most kMaxTopK) when it requests rerank and the
+  // index's distances are approximate.
+  int CandidateCount(const v1::SearchRequest& search) const
+      ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
+  // True when `search` requests rerank and the index's distances are
+  // approximate.
+  bool RerankApplies(const v1::SearchRequest& search) const
+      ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
 
   // Sets `ids` to the live points that match `filter`: among `requested`
   // when it is not empty, otherwise among all.
@@ -295,6 +333,33 @@ class Collection {
   absl::Status BuildPendingGraph(absl::Duration budget,
                                  const std::atomic<bool>& cancel);
 
+  // Frees the index's spare capacity when writes paused for a while and it
+  // is a large share of the index, as after a bulk load.
+  void ShrinkIfIdle();
+
+  // Rebuilds the index from the stored points for Compact and RebuildIndex.
+  // `building` marks the collection BUILDING meanwhile.
+  absl::Status Rebuild(const std::atomic<bool>& cancel, bool building,
+                       absl::string_view reason);
+
+  // Reads the live points stored through `view`: their ids, and their
+  // vectors prepared for the index (ids->size() * dimension floats).
+  absl::Status ReadPreparedVectors(const storage::ReadView& view,
+                                   std::vector<std::string>* ids,
+                                   std::vector<float>* vectors);
+
+  // Replaces the candidates of each search whose `rerank` entry is set by
+  // the best top_k under exact distances to the vectors stored through
+  // `view`, read from storage: compressed kinds keep no float vectors.
+  absl::Status RerankCandidates(
+      absl::Span<const v1::SearchRequest* const> searches,
+      const std::vector<bool>& rerank, const storage::ReadView& view,
+      std::vector<std::vector<index::Neighbor>>* neighbors,
+      std::vector<std::vector<std::string>>* ids);
+
+  // The state CollectionInfo.index_state reports.
+  v1::IndexState IndexState() const ABSL_SHARED_LOCKS_REQUIRED(index_mutex_);
+
   // Saves a checkpoint unless the newest one is current and `force` is
   // false.
   absl::Status SaveIndex(bool force)
@@ -319,19 +384,31 @@ class Collection {
   bool dropped_ ABSL_GUARDED_BY(write_mutex_) = false;
   // Sequence of the last write to storage.
   uint64_t last_sequence_ ABSL_GUARDED_BY(write_mutex_) = 0;
-  // While a compaction rebuilds the index, the ids that writes changed, to
-  // be carried over to the new index.
+  // While a compaction or rebuild builds a new index, the ids that writes
+  // changed, to be carried over to the new index.
   bool compacting_ ABSL_GUARDED_BY(write_mutex_) = false;
   std::vector<std::string> changed_while_compacting_
       ABSL_GUARDED_BY(write_mutex_);
   // Points changed since the last checkpoint, and when the first of those
   // changes was made.
   uint64_t unsaved_changes_ ABSL_GUARDED_BY(write_mutex_) = 0;
+  // When the index last changed, so that maintenance frees spare capacity
+  // only once writes pause.
+  absl::Time last_change_ ABSL_GUARDED_BY(write_mutex_) = absl::InfinitePast();
   absl::Time first_unsaved_change_ ABSL_GUARDED_BY(write_mutex_);
+
+  // Set while Rebuild builds an index of another kind or a trained one.
+  std::atomic<bool> building_{false};
 
   // Readers search; a writer swaps in a finished write.
   mutable absl::Mutex index_mutex_;
+  // Set by ChangeIndex when index_ no longer matches index_config_, until a
+  // rebuild swaps in one that does. No checkpoint is saved meanwhile,
+  // because it could not be loaded under the new config.
+  bool rebuild_needed_ ABSL_GUARDED_BY(index_mutex_) = false;
   std::unique_ptr<index::VectorIndex> index_ ABSL_GUARDED_BY(index_mutex_);
+  // The current index config: config_.index until ChangeIndex.
+  v1::IndexConfig index_config_ ABSL_GUARDED_BY(index_mutex_);
   absl::flat_hash_map<std::string, index::Label> id_to_label_
       ABSL_GUARDED_BY(index_mutex_);
   // Point id of every label. A retired label's id is emptied, and the index

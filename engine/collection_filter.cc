@@ -191,7 +191,8 @@ absl::Status Collection::RunFilteredSearches(
       it->second.labels = *std::move(labels);
     }
     absl::StatusOr<std::vector<index::Neighbor>> found =
-        SearchMatching(*searches[i], it->second.labels, &it->second.selected);
+        SearchMatching(*searches[i], CandidateCount(*searches[i]),
+                       it->second.labels, &it->second.selected);
     if (!found.ok()) return found.status();
     (*neighbors)[i] = *std::move(found);
   }
@@ -199,42 +200,52 @@ absl::Status Collection::RunFilteredSearches(
 }
 
 absl::StatusOr<std::vector<index::Neighbor>> Collection::SearchMatching(
-    const v1::SearchRequest& search, const std::vector<index::Label>& labels,
-    std::vector<uint8_t>* selected) {
+    const v1::SearchRequest& search, int candidates,
+    const std::vector<index::Label>& labels, std::vector<uint8_t>* selected) {
   if (labels.empty()) return std::vector<index::Neighbor>();
   std::vector<float> query(config_.dimension);
   PrepareForIndex(search.vector(), config_.metric, query.data());
-  const int k =
-      static_cast<int>(std::min<size_t>(search.top_k(), labels.size()));
+  const int k = static_cast<int>(std::min<size_t>(candidates, labels.size()));
 
   // A few matching points are cheaper to compare one by one than to find
-  // in the graph, and exact. FLAT and exact searches always do so.
+  // in the graph or the lists, and exact. FLAT, SQ8, untrained indexes and
+  // exact searches always do so.
   const double selectivity =
       static_cast<double>(labels.size()) / id_to_label_.size();
-  if (config_.index.kind() == v1::FLAT || search.params().exact() ||
+  const index::IndexKind kind = index_->spec().kind;
+  const bool scans = kind == index::IndexKind::kFlat ||
+                     kind == index::IndexKind::kSq8 || !index_->trained();
+  if (scans || search.params().exact() ||
       labels.size() <= kFilterExactMaxPoints ||
       selectivity < kFilterGraphMinSelectivity) {
     return index_->SearchAmong(query.data(), labels, k);
   }
 
-  // Only a `selectivity` share of the points the walk meets are hits, so
-  // the candidate list grows by 1/selectivity to find as many hits.
+  // Only a `selectivity` share of the points the walk or the probed lists
+  // meet are hits, so the candidate list and the probed lists grow by
+  // 1/selectivity to find as many hits.
   if (selected->empty()) {
     selected->assign(index_->size(), 0);
     for (index::Label label : labels) (*selected)[label] = 1;
   }
   const uint32_t ef_search = search.params().ef_search() != 0
                                  ? search.params().ef_search()
-                                 : config_.index.ef_search();
+                                 : DefaultEfSearch();
+  const uint32_t nprobe = search.params().nprobe() != 0
+                              ? search.params().nprobe()
+                              : DefaultNprobe();
   index::SearchOptions options;
   options.k = k;
   options.ef_search = static_cast<int>(std::min<double>(
       kMaxEfSearch, std::ceil(std::max<uint32_t>(ef_search, k) / selectivity)));
+  options.nprobe = static_cast<int>(
+      std::min<double>(kMaxNprobe, std::ceil(nprobe / selectivity)));
   absl::StatusOr<std::vector<index::Neighbor>> found =
       index_->SearchSelected(query.data(), options, *selected);
   if (!found.ok()) return found.status();
-  // The graph walk can miss matching points that sit apart from the rest.
-  // A short result is redone exactly, so that k hits come back.
+  // The graph walk can miss matching points that sit apart from the rest,
+  // and the probed lists can hold too few. A short result is redone
+  // exactly, so that k hits come back.
   if (static_cast<int>(found->size()) < k) {
     return index_->SearchAmong(query.data(), labels, k);
   }

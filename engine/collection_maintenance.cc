@@ -26,6 +26,12 @@ constexpr size_t kCompactionChunk = 16384;
 // index. Small, because searches wait meanwhile.
 constexpr int64_t kGraphChunk = 256;
 
+// Spare capacity of an index is freed once writes paused this long and it
+// is at least this share of the index's bytes. Vectors grow by doubling, so
+// a collection loaded in small batches can reserve up to as much again.
+constexpr absl::Duration kShrinkAfterIdle = absl::Seconds(5);
+constexpr double kShrinkMinSpareFraction = 0.2;
+
 // Maximum time a maintenance round spends moving waiting vectors into the
 // graph before it turns to compaction and checkpoints.
 constexpr absl::Duration kGraphBudget = absl::Seconds(5);
@@ -203,7 +209,7 @@ absl::Status Collection::SaveIndex(bool force) {
     absl::MutexLock write_lock(&write_mutex_);
     if (dropped_) return absl::OkStatus();
     absl::ReaderMutexLock index_lock(&index_mutex_);
-    if (index_incomplete_) return absl::OkStatus();
+    if (index_incomplete_ || rebuild_needed_) return absl::OkStatus();
     sequence = applied_sequence_;
     if (sequence == checkpoint_sequence_ && !force) return absl::OkStatus();
     labels = index_->size();
@@ -291,12 +297,18 @@ absl::Status Collection::Maintain(const MaintenanceOptions& options,
       !status.ok()) {
     return status;
   }
+  bool rebuild = false;
   bool compact = false;
   bool save = false;
   {
     absl::MutexLock write_lock(&write_mutex_);
     if (dropped_) return absl::OkStatus();
     absl::ReaderMutexLock index_lock(&index_mutex_);
+    const index::IndexSpec& spec = index_->spec();
+    rebuild =
+        rebuild_needed_ ||
+        (index::NeedsTraining(spec.kind) && !index_->trained() &&
+         index_->live_count() >= index::VectorIndex::TrainingThreshold(spec));
     const int64_t deleted = index_->deleted_count();
     compact =
         deleted >= options.compact_min_deleted &&
@@ -306,68 +318,142 @@ absl::Status Collection::Maintain(const MaintenanceOptions& options,
            (unsaved_changes_ > 0 &&
             absl::Now() - first_unsaved_change_ >= options.checkpoint_interval);
   }
-  if (compact) {
-    absl::Status status = Compact(cancel);
+  if (rebuild || compact) {
+    absl::Status status = rebuild ? RebuildIndex(cancel) : Compact(cancel);
     return absl::IsCancelled(status) ? absl::OkStatus() : status;
   }
+  ShrinkIfIdle();
   return save ? WriteCheckpoint() : absl::OkStatus();
 }
 
+void Collection::ShrinkIfIdle() {
+  absl::MutexLock write_lock(&write_mutex_);
+  if (dropped_ || absl::Now() - last_change_ < kShrinkAfterIdle) return;
+  {
+    absl::ReaderMutexLock index_lock(&index_mutex_);
+    const uint64_t spare = index_->SpareBytes();
+    if (spare == 0 || static_cast<double>(spare) <
+                          kShrinkMinSpareFraction *
+                              static_cast<double>(index_->MemoryBytes())) {
+      return;
+    }
+  }
+  // Searches wait while the vectors are copied to fitting buffers.
+  absl::MutexLock index_lock(&index_mutex_);
+  const uint64_t before = index_->MemoryBytes();
+  index_->ShrinkToFit();
+  spdlog::info("[{}] index spare capacity freed: {:.1f} MB to {:.1f} MB",
+               config_.name, static_cast<double>(before) / (1 << 20),
+               static_cast<double>(index_->MemoryBytes()) / (1 << 20));
+}
+
 absl::Status Collection::Compact(const std::atomic<bool>& cancel) {
+  return Rebuild(cancel, /*building=*/false, "compacted");
+}
+
+absl::Status Collection::RebuildIndex(const std::atomic<bool>& cancel) {
+  return Rebuild(cancel, /*building=*/true, "rebuilt");
+}
+
+absl::Status Collection::ReadPreparedVectors(const storage::ReadView& view,
+                                             std::vector<std::string>* ids,
+                                             std::vector<float>* vectors) {
+  return storage_->ScanPoints(
+      id_, view,
+      [&](absl::string_view point_id,
+          storage::StoredPoint point) -> absl::Status {
+        if (point.vector.size() != config_.dimension) {
+          return absl::DataLossError(absl::StrCat(
+              "stored point '", point_id, "' has ", point.vector.size(),
+              " components, the collection's dimension is ",
+              config_.dimension));
+        }
+        google::protobuf::RepeatedField<float> vector(point.vector.begin(),
+                                                      point.vector.end());
+        vectors->resize(vectors->size() + config_.dimension);
+        PrepareForIndex(vector, config_.metric,
+                        vectors->data() + vectors->size() - config_.dimension);
+        ids->emplace_back(point_id);
+        return absl::OkStatus();
+      });
+}
+
+absl::Status Collection::Rebuild(const std::atomic<bool>& cancel, bool building,
+                                 absl::string_view reason) {
   absl::MutexLock maintenance_lock(&maintenance_mutex_);
   const absl::Time start = absl::Now();
 
-  // Copy the live vectors. Writers wait meanwhile, searches do not.
-  std::vector<std::string> ids;
-  std::vector<float> vectors;
+  // Note the config and the storage state the index reflects; from here on
+  // writes record the ids they change.
+  CollectionConfig target = config_;
+  storage::ReadView view;
   int64_t old_labels = 0;
   {
     absl::MutexLock write_lock(&write_mutex_);
     if (dropped_) return absl::OkStatus();
     absl::ReaderMutexLock index_lock(&index_mutex_);
     if (index_incomplete_) return absl::OkStatus();
+    target.index = index_config_;
+    view = view_;
     old_labels = index_->size();
-    ids.reserve(index_->live_count());
-    vectors.reserve(static_cast<size_t>(index_->live_count()) *
-                    config_.dimension);
-    for (index::Label label = 0; label < old_labels; ++label) {
-      if (index_->IsDeleted(label)) continue;
-      ids.push_back(label_to_id_[label]);
-      const float* vector = index_->StoredVector(label);
-      vectors.insert(vectors.end(), vector, vector + config_.dimension);
-    }
     compacting_ = true;
     changed_while_compacting_.clear();
   }
+  building_ = building;
   auto stop_compacting = [this] {
+    building_ = false;
     absl::MutexLock write_lock(&write_mutex_);
     compacting_ = false;
     std::vector<std::string>().swap(changed_while_compacting_);
   };
-
-  // Build the new index with no lock held.
-  absl::StatusOr<std::unique_ptr<index::VectorIndex>> rebuilt =
-      index::VectorIndex::Create(ToIndexSpec(config_));
-  if (!rebuilt.ok()) {
+  auto fail = [&](absl::Status status) {
     stop_compacting();
-    return rebuilt.status();
+    return status;
+  };
+
+  // Read the live points from storage, because compressed kinds keep no
+  // float vectors to copy.
+  std::vector<std::string> ids;
+  std::vector<float> vectors;
+  if (absl::Status status = ReadPreparedVectors(view, &ids, &vectors);
+      !status.ok()) {
+    return fail(status);
   }
+
+  // Build the new index with no lock held, trained when the kind needs it
+  // and enough points are live.
+  const index::IndexSpec spec = ToIndexSpec(target);
+  absl::StatusOr<std::unique_ptr<index::VectorIndex>> rebuilt =
+      index::VectorIndex::Create(spec);
+  if (!rebuilt.ok()) return fail(rebuilt.status());
   std::unique_ptr<index::VectorIndex> fresh = *std::move(rebuilt);
+  const int64_t threshold = index::VectorIndex::TrainingThreshold(spec);
+  if (index::NeedsTraining(spec.kind) &&
+      static_cast<int64_t>(ids.size()) >= threshold) {
+    const absl::Time training_start = absl::Now();
+    if (absl::Status status =
+            fresh->Train(static_cast<int64_t>(ids.size()), vectors.data());
+        !status.ok()) {
+      return fail(status);
+    }
+    spdlog::info("[{}] {} index trained on {} points in {:.2f} s", config_.name,
+                 v1::IndexKind_Name(target.index.kind()), ids.size(),
+                 absl::ToDoubleSeconds(absl::Now() - training_start));
+  }
   for (size_t first = 0; first < ids.size(); first += kCompactionChunk) {
     if (cancel.load()) {
-      stop_compacting();
-      return absl::CancelledError("compaction stopped");
+      return fail(absl::CancelledError("index rebuild stopped"));
     }
     const size_t count = std::min(kCompactionChunk, ids.size() - first);
     if (absl::Status status = fresh->Add(
             static_cast<int64_t>(count),
             vectors.data() + first * static_cast<size_t>(config_.dimension));
         !status.ok()) {
-      stop_compacting();
-      return status;
+      return fail(status);
     }
   }
   std::vector<float>().swap(vectors);
+  fresh->ShrinkToFit();
   std::vector<std::string> fresh_label_to_id = std::move(ids);
   absl::flat_hash_map<std::string, index::Label> fresh_id_to_label;
   fresh_id_to_label.reserve(fresh_label_to_id.size());
@@ -376,71 +462,83 @@ absl::Status Collection::Compact(const std::atomic<bool>& cancel) {
                               static_cast<index::Label>(label));
   }
 
-  // Carries the current state of `changed` ids over to the new index.
-  auto carry_over =
-      [&](std::vector<std::string> changed) ABSL_SHARED_LOCKS_REQUIRED(
-          index_mutex_) {
-        std::vector<std::string> current;
-        std::vector<float> current_vectors;
-        for (std::string& id : storage::KeepLastOfEach(std::move(changed))) {
-          auto old = fresh_id_to_label.find(id);
-          if (old != fresh_id_to_label.end()) {
-            fresh->MarkDeleted(old->second);
-            std::string().swap(fresh_label_to_id[old->second]);
-            fresh_id_to_label.erase(old);
-          }
-          auto live = id_to_label_.find(id);
-          if (live == id_to_label_.end()) continue;
-          const float* vector = index_->StoredVector(live->second);
-          current_vectors.insert(current_vectors.end(), vector,
-                                 vector + config_.dimension);
-          current.push_back(std::move(id));
-        }
-        const index::Label first = fresh->size();
-        absl::Status status = fresh->Add(static_cast<int64_t>(current.size()),
-                                         current_vectors.data());
-        if (!status.ok()) return status;
-        for (size_t i = 0; i < current.size(); ++i) {
-          fresh_id_to_label.emplace(current[i],
-                                    first + static_cast<index::Label>(i));
-          fresh_label_to_id.push_back(std::move(current[i]));
-        }
-        return absl::OkStatus();
-      };
+  // Carries the state of `changed` ids stored through `current_view` over
+  // to the new index.
+  auto carry_over = [&](std::vector<std::string> changed,
+                        const storage::ReadView& current_view) {
+    std::vector<std::string> distinct =
+        storage::KeepLastOfEach(std::move(changed));
+    absl::StatusOr<std::vector<std::optional<storage::StoredPoint>>> stored =
+        storage_->GetPoints(id_, distinct, current_view);
+    if (!stored.ok()) return stored.status();
+    std::vector<std::string> present;
+    std::vector<float> present_vectors;
+    for (size_t i = 0; i < distinct.size(); ++i) {
+      auto old = fresh_id_to_label.find(distinct[i]);
+      if (old != fresh_id_to_label.end()) {
+        fresh->MarkDeleted(old->second);
+        std::string().swap(fresh_label_to_id[old->second]);
+        fresh_id_to_label.erase(old);
+      }
+      const std::optional<storage::StoredPoint>& point = (*stored)[i];
+      if (!point.has_value()) continue;
+      google::protobuf::RepeatedField<float> vector(point->vector.begin(),
+                                                    point->vector.end());
+      present_vectors.resize(present_vectors.size() + config_.dimension);
+      PrepareForIndex(
+          vector, config_.metric,
+          present_vectors.data() + present_vectors.size() - config_.dimension);
+      present.push_back(std::move(distinct[i]));
+    }
+    const index::Label first = fresh->size();
+    absl::Status status = fresh->Add(static_cast<int64_t>(present.size()),
+                                     present_vectors.data());
+    if (!status.ok()) return status;
+    for (size_t i = 0; i < present.size(); ++i) {
+      fresh_id_to_label.emplace(present[i],
+                                first + static_cast<index::Label>(i));
+      fresh_label_to_id.push_back(std::move(present[i]));
+    }
+    return absl::OkStatus();
+  };
   auto take_changed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mutex_) {
     std::vector<std::string> changed;
     changed.swap(changed_while_compacting_);
     return changed;
   };
+  auto current_view = [this]() ABSL_LOCKS_EXCLUDED(index_mutex_) {
+    absl::ReaderMutexLock index_lock(&index_mutex_);
+    return view_;
+  };
 
-  // First carry over without stopping writers, then stop them for the last
-  // few changes and the swap.
+  // First carry over without stopping writers: a write that the view
+  // taken after the ids includes is carried now, and again below if its ids
+  // were recorded later. Then stop writers for the last few changes and the
+  // swap.
   std::vector<std::string> changed;
   {
     absl::MutexLock write_lock(&write_mutex_);
     changed = take_changed();
   }
-  {
-    absl::ReaderMutexLock index_lock(&index_mutex_);
-    if (absl::Status status = carry_over(std::move(changed)); !status.ok()) {
-      stop_compacting();
-      return status;
-    }
+  if (absl::Status status = carry_over(std::move(changed), current_view());
+      !status.ok()) {
+    return fail(status);
   }
   std::unique_ptr<index::VectorIndex> old_index;
   int64_t new_labels = 0;
+  const bool trained = fresh->trained();
   {
     absl::MutexLock write_lock(&write_mutex_);
     if (dropped_) {
       compacting_ = false;
+      building_ = false;
       return absl::OkStatus();
     }
-    {
-      absl::ReaderMutexLock index_lock(&index_mutex_);
-      if (absl::Status status = carry_over(take_changed()); !status.ok()) {
-        compacting_ = false;
-        return status;
-      }
+    if (absl::Status status = carry_over(take_changed(), current_view());
+        !status.ok()) {
+      compacting_ = false;
+      building_ = false;
+      return status;
     }
     uint64_t id_bytes = 0;
     for (const auto& [id, label] : fresh_id_to_label) id_bytes += id.size();
@@ -450,11 +548,18 @@ absl::Status Collection::Compact(const std::atomic<bool>& cancel) {
     label_to_id_.swap(fresh_label_to_id);
     id_to_label_.swap(fresh_id_to_label);
     live_id_bytes_ = id_bytes;
+    // ChangeIndex may have asked for yet another config meanwhile.
+    CollectionConfig current = config_;
+    current.index = index_config_;
+    rebuild_needed_ = BuildsDiffer(ToIndexSpec(current), index_->spec());
     compacting_ = false;
+    building_ = false;
   }
-  spdlog::info("[{}] index compacted from {} to {} labels in {:.2f} s",
-               config_.name, old_labels, new_labels,
-               absl::ToDoubleSeconds(absl::Now() - start));
+  spdlog::info("[{}] index {} as {}{} from {} to {} labels in {:.2f} s",
+               config_.name, std::string(reason),
+               v1::IndexKind_Name(target.index.kind()),
+               trained ? "" : " (untrained, searched exactly)", old_labels,
+               new_labels, absl::ToDoubleSeconds(absl::Now() - start));
   old_index.reset();
   return SaveIndex(/*force=*/true);
 }

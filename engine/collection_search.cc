@@ -26,6 +26,16 @@ absl::Status ValidateSearch(const v1::SearchRequest& request,
         absl::StrCat("params.ef_search is ", request.params().ef_search(),
                      ", the limit is ", kMaxEfSearch));
   }
+  if (request.params().nprobe() > kMaxNprobe) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("params.nprobe is ", request.params().nprobe(),
+                     ", the limit is ", kMaxNprobe));
+  }
+  if (request.params().oversampling() > kMaxOversampling) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("params.oversampling is ", request.params().oversampling(),
+                     ", the limit is ", kMaxOversampling));
+  }
   if (request.has_score_threshold() && std::isnan(request.score_threshold())) {
     return absl::InvalidArgumentError("score_threshold is NaN");
   }
@@ -122,31 +132,54 @@ absl::StatusOr<v1::SearchResponse> Collection::Search(
   return std::move(responses->front());
 }
 
+uint32_t Collection::DefaultEfSearch() const {
+  return index_config_.ef_search() != 0 ? index_config_.ef_search()
+                                        : kDefaultHnswEfSearch;
+}
+
+uint32_t Collection::DefaultNprobe() const {
+  return index_config_.nprobe() != 0 ? index_config_.nprobe() : kDefaultNprobe;
+}
+
+bool Collection::RerankApplies(const v1::SearchRequest& search) const {
+  return search.params().rerank() && !index_->distances_exact();
+}
+
+int Collection::CandidateCount(const v1::SearchRequest& search) const {
+  if (!RerankApplies(search)) return static_cast<int>(search.top_k());
+  const uint32_t oversampling = search.params().oversampling() != 0
+                                    ? search.params().oversampling()
+                                    : kDefaultOversampling;
+  return static_cast<int>(
+      std::min<uint64_t>(kMaxTopK, uint64_t{search.top_k()} * oversampling));
+}
+
 absl::StatusOr<std::vector<v1::SearchResponse>> Collection::RunSearches(
     absl::Span<const v1::SearchRequest* const> searches,
     absl::Span<const PointFilter* const> filters) {
-  // Searches that share their index options go to FAISS together, which
-  // spreads them over every core and, for exact search, uses BLAS.
-  std::map<std::tuple<int, int, bool>, std::vector<size_t>> groups;
-  for (size_t i = 0; i < searches.size(); ++i) {
-    if (!filters.empty() && filters[i] != nullptr) continue;
-    const v1::SearchRequest& search = *searches[i];
-    const uint32_t ef_search = search.params().ef_search() != 0
-                                   ? search.params().ef_search()
-                                   : config_.index.ef_search();
-    groups[{static_cast<int>(search.top_k()), static_cast<int>(ef_search),
-            search.params().exact()}]
-        .push_back(i);
-  }
-
   // The index, the id map and the read view change together under the
   // lock, so every search of the batch reads the same state, which contains
   // either all of a write or none of it.
   std::vector<std::vector<index::Neighbor>> neighbors(searches.size());
   std::vector<std::vector<std::string>> ids(searches.size());
+  std::vector<bool> rerank(searches.size());
   storage::ReadView view;
   {
     absl::ReaderMutexLock lock(&index_mutex_);
+    // Searches that share their index options go to FAISS together, which
+    // spreads them over every core and, for exact search, uses BLAS.
+    std::map<std::tuple<int, int, int, bool>, std::vector<size_t>> groups;
+    for (size_t i = 0; i < searches.size(); ++i) {
+      if (!filters.empty() && filters[i] != nullptr) continue;
+      const v1::SearchParams& params = searches[i]->params();
+      const uint32_t ef_search =
+          params.ef_search() != 0 ? params.ef_search() : DefaultEfSearch();
+      const uint32_t nprobe =
+          params.nprobe() != 0 ? params.nprobe() : DefaultNprobe();
+      groups[{CandidateCount(*searches[i]), static_cast<int>(ef_search),
+              static_cast<int>(nprobe), params.exact()}]
+          .push_back(i);
+    }
     for (const auto& [key, members] : groups) {
       std::vector<float> queries(members.size() * config_.dimension);
       for (size_t j = 0; j < members.size(); ++j) {
@@ -154,7 +187,8 @@ absl::StatusOr<std::vector<v1::SearchResponse>> Collection::RunSearches(
                         queries.data() + j * config_.dimension);
       }
       index::SearchOptions options;
-      std::tie(options.k, options.ef_search, options.exact) = key;
+      std::tie(options.k, options.ef_search, options.nprobe, options.exact) =
+          key;
       absl::StatusOr<std::vector<std::vector<index::Neighbor>>> rows =
           index_->SearchMany(static_cast<int64_t>(members.size()),
                              queries.data(), options);
@@ -173,8 +207,20 @@ absl::StatusOr<std::vector<v1::SearchResponse>> Collection::RunSearches(
       for (const index::Neighbor& neighbor : neighbors[i]) {
         ids[i].push_back(label_to_id_[neighbor.label]);
       }
+      // Searches without rerank are cut to top_k at once; the others after
+      // RerankCandidates below.
+      rerank[i] = RerankApplies(*searches[i]);
+      if (!rerank[i] && neighbors[i].size() > searches[i]->top_k()) {
+        neighbors[i].resize(searches[i]->top_k());
+        ids[i].resize(searches[i]->top_k());
+      }
     }
     view = view_;
+  }
+  if (absl::Status status =
+          RerankCandidates(searches, rerank, view, &neighbors, &ids);
+      !status.ok()) {
+    return status;
   }
 
   std::vector<v1::SearchResponse> responses;
@@ -186,6 +232,69 @@ absl::StatusOr<std::vector<v1::SearchResponse>> Collection::RunSearches(
     responses.push_back(*std::move(response));
   }
   return responses;
+}
+
+absl::Status Collection::RerankCandidates(
+    absl::Span<const v1::SearchRequest* const> searches,
+    const std::vector<bool>& rerank, const storage::ReadView& view,
+    std::vector<std::vector<index::Neighbor>>* neighbors,
+    std::vector<std::vector<std::string>>* ids) {
+  const index::IndexMetric metric = config_.metric == v1::L2
+                                        ? index::IndexMetric::kL2
+                                        : index::IndexMetric::kInnerProduct;
+  std::vector<float> query(config_.dimension);
+  std::vector<float> stored_vector(config_.dimension);
+  for (size_t i = 0; i < searches.size(); ++i) {
+    if (!rerank[i]) continue;
+    std::vector<std::string>& candidates = (*ids)[i];
+    absl::StatusOr<std::vector<std::optional<storage::StoredPoint>>> stored =
+        storage_->GetPoints(id_, candidates, view);
+    if (!stored.ok()) return stored.status();
+    PrepareForIndex(searches[i]->vector(), config_.metric, query.data());
+
+    std::vector<std::pair<index::Neighbor, size_t>> scored;
+    scored.reserve(candidates.size());
+    for (size_t j = 0; j < candidates.size(); ++j) {
+      const std::optional<storage::StoredPoint>& point = (*stored)[j];
+      if (!point.has_value()) {
+        return absl::InternalError(
+            absl::StrCat("point \"", absl::CHexEscape(candidates[j]),
+                         "\" is in the index of collection '", config_.name,
+                         "' but not in storage"));
+      }
+      google::protobuf::RepeatedField<float> vector(point->vector.begin(),
+                                                    point->vector.end());
+      PrepareForIndex(vector, config_.metric, stored_vector.data());
+      index::Neighbor exact = (*neighbors)[i][j];
+      exact.distance =
+          index::Distance(metric, query.data(), stored_vector.data(),
+                          static_cast<int>(config_.dimension));
+      scored.push_back({exact, j});
+    }
+    // Best first; ties go to the lower label, so the order is deterministic.
+    const bool smaller_is_better = metric == index::IndexMetric::kL2;
+    std::sort(scored.begin(), scored.end(),
+              [smaller_is_better](const auto& a, const auto& b) {
+                if (a.first.distance != b.first.distance) {
+                  return smaller_is_better
+                             ? a.first.distance < b.first.distance
+                             : a.first.distance > b.first.distance;
+                }
+                return a.first.label < b.first.label;
+              });
+    const size_t kept = std::min<size_t>(scored.size(), searches[i]->top_k());
+    std::vector<index::Neighbor> best;
+    std::vector<std::string> best_ids;
+    best.reserve(kept);
+    best_ids.reserve(kept);
+    for (size_t j = 0; j < kept; ++j) {
+      best.push_back(scored[j].first);
+      best_ids.push_back(std::move(candidates[scored[j].second]));
+    }
+    (*neighbors)[i] = std::move(best);
+    candidates = std::move(best_ids);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::SearchResponse> Collection::BuildHits(

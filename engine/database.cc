@@ -30,6 +30,17 @@ absl::Status CheckRange(absl::string_view field, uint32_t value, uint32_t low,
       absl::StrCat(field, " is ", value, ", it must be ", low, " to ", high));
 }
 
+// The largest divisor of `dimension` up to dimension / 8, so that each PQ
+// sub-quantizer codes about 8 components in one byte.
+uint32_t DefaultPqM(uint32_t dimension) {
+  const uint32_t limit =
+      std::max<uint32_t>(1, dimension / kDefaultPqDimensionsPerCode);
+  for (uint32_t m = limit; m > 1; --m) {
+    if (dimension % m == 0) return m;
+  }
+  return 1;
+}
+
 std::string EncodeConfig(const CollectionConfig& config) {
   v1::CollectionInfo info;
   info.set_name(config.name);
@@ -77,37 +88,57 @@ absl::StatusOr<CollectionConfig> MakeCollectionConfig(
   config.name = request.name();
   config.dimension = request.dimension();
   config.metric = request.metric();
-  const v1::IndexConfig& index = request.index();
-  switch (index.kind()) {
-    case v1::FLAT:
-      // HNSW parameters mean nothing here; the returned CollectionInfo shows
-      // them as zero.
-      config.index.set_kind(v1::FLAT);
-      return config;
-    case v1::INDEX_KIND_UNSPECIFIED:
-    case v1::HNSW:
-      break;
-    default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          "index.kind ", index.kind(), " is unknown; use FLAT or HNSW"));
-  }
+  absl::StatusOr<v1::IndexConfig> index =
+      MakeIndexConfig(request.index(), request.dimension());
+  if (!index.ok()) return index.status();
+  config.index = *std::move(index);
+  return config;
+}
 
-  config.index.set_kind(v1::HNSW);
-  config.index.set_m(index.m() != 0 ? index.m() : kDefaultHnswM);
-  config.index.set_ef_construction(index.ef_construction() != 0
-                                       ? index.ef_construction()
-                                       : kDefaultHnswEfConstruction);
-  config.index.set_ef_search(index.ef_search() != 0 ? index.ef_search()
-                                                    : kDefaultHnswEfSearch);
-  absl::Status status =
-      CheckRange("index.m", config.index.m(), kMinHnswM, kMaxHnswM);
-  if (status.ok()) {
-    status = CheckRange("index.ef_construction", config.index.ef_construction(),
-                        1, kMaxEfConstruction);
+absl::StatusOr<v1::IndexConfig> MakeIndexConfig(const v1::IndexConfig& index,
+                                                uint32_t dimension) {
+  // Parameters that mean nothing to a kind stay zero in the returned
+  // config.
+  v1::IndexConfig config;
+  const v1::IndexKind kind =
+      index.kind() == v1::INDEX_KIND_UNSPECIFIED ? v1::HNSW : index.kind();
+  if (!v1::IndexKind_IsValid(kind)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("index.kind ", index.kind(),
+                     " is unknown; use FLAT, HNSW, IVF_FLAT, IVF_PQ, SQ8 or "
+                     "HNSW_SQ8"));
   }
-  if (status.ok()) {
-    status = CheckRange("index.ef_search", config.index.ef_search(), 1,
-                        kMaxEfSearch);
+  config.set_kind(kind);
+  absl::Status status;
+  if (kind == v1::HNSW || kind == v1::HNSW_SQ8) {
+    config.set_m(index.m() != 0 ? index.m() : kDefaultHnswM);
+    config.set_ef_construction(index.ef_construction() != 0
+                                   ? index.ef_construction()
+                                   : kDefaultHnswEfConstruction);
+    config.set_ef_search(index.ef_search() != 0 ? index.ef_search()
+                                                : kDefaultHnswEfSearch);
+    status.Update(CheckRange("index.m", config.m(), kMinHnswM, kMaxHnswM));
+    status.Update(CheckRange("index.ef_construction", config.ef_construction(),
+                             1, kMaxEfConstruction));
+    status.Update(
+        CheckRange("index.ef_search", config.ef_search(), 1, kMaxEfSearch));
+  }
+  if (kind == v1::IVF_FLAT || kind == v1::IVF_PQ) {
+    config.set_nlist(index.nlist() != 0 ? index.nlist() : kDefaultNlist);
+    config.set_nprobe(index.nprobe() != 0 ? index.nprobe() : kDefaultNprobe);
+    status.Update(CheckRange("index.nlist", config.nlist(), 1, kMaxNlist));
+    status.Update(CheckRange("index.nprobe", config.nprobe(), 1, kMaxNprobe));
+  }
+  if (kind == v1::IVF_PQ) {
+    config.set_pq_m(index.pq_m() != 0 ? index.pq_m() : DefaultPqM(dimension));
+    config.set_pq_bits(index.pq_bits() != 0 ? index.pq_bits() : kDefaultPqBits);
+    if (status.ok() && dimension % config.pq_m() != 0) {
+      status = absl::InvalidArgumentError(
+          absl::StrCat("index.pq_m is ", config.pq_m(),
+                       ", it must divide the dimension ", dimension));
+    }
+    status.Update(
+        CheckRange("index.pq_bits", config.pq_bits(), kMinPqBits, kMaxPqBits));
   }
   if (!status.ok()) return status;
   return config;
@@ -391,6 +422,43 @@ std::vector<v1::CollectionInfo> Database::ListCollections() {
     infos.push_back(collection->Describe());
   }
   return infos;
+}
+
+absl::StatusOr<v1::CollectionInfo> Database::UpdateCollection(
+    const v1::UpdateCollectionRequest& request) {
+  if (absl::Status status = ValidateCollectionName(request.name());
+      !status.ok()) {
+    return status;
+  }
+  std::shared_ptr<Collection> collection;
+  {
+    // Held across the storage write, so that a concurrent update or drop
+    // of the same collection cannot interleave with it.
+    absl::MutexLock lock(&mutex_);
+    auto it = collections_.find(request.name());
+    if (it == collections_.end()) {
+      return absl::NotFoundError(absl::StrCat(
+          "collection '", absl::CHexEscape(request.name()), "' not found"));
+    }
+    collection = it->second;
+    CollectionConfig config = collection->config();
+    absl::StatusOr<v1::IndexConfig> index =
+        MakeIndexConfig(request.index(), config.dimension);
+    if (!index.ok()) return index.status();
+    config.index = *index;
+    storage::CollectionRecord record;
+    record.id = collection->id();
+    record.name = config.name;
+    record.config = EncodeConfig(config);
+    if (absl::Status status = storage_->UpdateCollection(record);
+        !status.ok()) {
+      return status;
+    }
+    if (absl::Status status = collection->ChangeIndex(*index); !status.ok()) {
+      return status;
+    }
+  }
+  return collection->Describe();
 }
 
 absl::Status Database::DropCollection(absl::string_view name) {

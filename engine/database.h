@@ -78,6 +78,14 @@ class Database {
   // Returns every collection's info, sorted by name.
   std::vector<v1::CollectionInfo> ListCollections();
 
+  // Changes a collection's index config to request.index (defaults
+  // resolved), stores it and returns the collection's info. A new kind or
+  // build parameter takes effect through a background rebuild (see
+  // Collection::ChangeIndex). INVALID_ARGUMENT for a bad name or index
+  // parameter, NOT_FOUND when the collection does not exist.
+  absl::StatusOr<v1::CollectionInfo> UpdateCollection(
+      const v1::UpdateCollectionRequest& request);
+
   // Deletes a collection and all its points. NOT_FOUND when missing,
   // INVALID_ARGUMENT for a name that breaks the naming rule.
   absl::Status DropCollection(absl::string_view name);
@@ -126,6 +134,11 @@ class Database {
 // Exposed for tests.
 absl::StatusOr<CollectionConfig> MakeCollectionConfig(
     const v1::CreateCollectionRequest& request);
+
+// Resolves the defaults of `index` for a collection of `dimension` and
+// checks its kind and parameters. INVALID_ARGUMENT names the bad field.
+absl::StatusOr<v1::IndexConfig> MakeIndexConfig(const v1::IndexConfig& index,
+                                                uint32_t dimension);
 
 }  // namespace vecdb::engine
 

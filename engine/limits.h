@@ -31,6 +31,27 @@ inline constexpr uint32_t kDefaultHnswM = 16;
 inline constexpr uint32_t kDefaultHnswEfConstruction = 100;
 inline constexpr uint32_t kDefaultHnswEfSearch = 64;
 
+// IVF defaults and bounds. nlist 256 suits collections of roughly 10,000 to
+// 1,000,000 points (the FAISS guideline is about sqrt(points) to
+// 16 * sqrt(points) lists); larger collections want more. nprobe is used up
+// to nlist, per collection and per search.
+inline constexpr uint32_t kDefaultNlist = 256;
+inline constexpr uint32_t kMaxNlist = 65536;
+inline constexpr uint32_t kDefaultNprobe = 16;
+inline constexpr uint32_t kMaxNprobe = 65536;
+// IVF_PQ code bits per sub-quantizer; pq_m defaults to the largest divisor
+// of the dimension up to dimension / kDefaultPqDimensionsPerCode.
+inline constexpr uint32_t kDefaultPqBits = 8;
+inline constexpr uint32_t kMinPqBits = 4;
+inline constexpr uint32_t kMaxPqBits = 12;
+inline constexpr uint32_t kDefaultPqDimensionsPerCode = 8;
+
+// Reranking: candidates fetched per hit when the search leaves oversampling
+// at 0, and its largest value. The candidate count is also capped at
+// kMaxTopK.
+inline constexpr uint32_t kDefaultOversampling = 4;
+inline constexpr uint32_t kMaxOversampling = 100;
+
 // Filters: nested filter conditions at most kMaxFilterDepth levels deep, and
 // at most kMaxFilterConditions conditions in one filter, nested ones
 // included.

@@ -76,6 +76,7 @@ TEST(RequiredRight, EveryServiceMethodHasTheDocumentedRight) {
       {"DropCollection", Right::kAdmin},
       {"CreateFieldIndex", Right::kAdmin},
       {"CreateSnapshot", Right::kAdmin},
+      {"UpdateCollection", Right::kAdmin},
   };
   const google::protobuf::ServiceDescriptor* service =
       v1::CollectionInfo::descriptor()->file()->FindServiceByName("VectorDB");

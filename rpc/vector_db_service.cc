@@ -540,4 +540,19 @@ grpc::Status VectorDbService::StreamedCreateFieldIndex(
       });
 }
 
+grpc::Status VectorDbService::StreamedUpdateCollection(
+    grpc::ServerContext* context,
+    grpc::ServerUnaryStreamer<v1::UpdateCollectionRequest, v1::CollectionInfo>*
+        stream) {
+  return ServeUnary(
+      *context, "UpdateCollection", stream,
+      [](engine::Database& database, const v1::UpdateCollectionRequest& request,
+         v1::CollectionInfo* response) -> absl::Status {
+        absl::StatusOr<v1::CollectionInfo> info =
+            database.UpdateCollection(request);
+        if (info.ok()) *response = *std::move(info);
+        return info.status();
+      });
+}
+
 }  // namespace vecdb::rpc

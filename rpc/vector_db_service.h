@@ -16,13 +16,14 @@
 
 namespace vecdb::rpc {
 
-// The snapshot, filter and field index methods, streamed unary like the
-// others below.
+// The snapshot, filter, field index and collection update methods, streamed
+// unary like the others below.
 using LaterMethodsBase = v1::VectorDB::WithStreamedUnaryMethod_CreateSnapshot<
     v1::VectorDB::WithStreamedUnaryMethod_Count<
         v1::VectorDB::WithStreamedUnaryMethod_Scroll<
             v1::VectorDB::WithStreamedUnaryMethod_CreateFieldIndex<
-                v1::VectorDB::Service>>>>;
+                v1::VectorDB::WithStreamedUnaryMethod_UpdateCollection<
+                    v1::VectorDB::Service>>>>>;
 
 // The generated service with every method in a form that lets the handler
 // detect an unparsable request. Upsert and Import receive raw bytes and
@@ -123,6 +124,10 @@ class VectorDbService final : public VectorDbServiceBase {
       grpc::ServerContext* context,
       grpc::ServerUnaryStreamer<v1::CreateFieldIndexRequest,
                                 v1::CreateFieldIndexResponse>* stream) override;
+  grpc::Status StreamedUpdateCollection(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::UpdateCollectionRequest,
+                                v1::CollectionInfo>* stream) override;
 
  private:
   class UpsertReactor;

@@ -244,6 +244,15 @@ absl::StatusOr<uint64_t> Storage::CreateCollection(absl::string_view name,
   return id;
 }
 
+absl::Status Storage::UpdateCollection(const CollectionRecord& collection) {
+  rocksdb::WriteBatch batch;
+  rocksdb::Status put =
+      batch.Put(collections_, ToSlice(collection.name),
+                EncodeCollectionValue(collection.id, collection.config));
+  if (!put.ok()) return FromRocks(put, "building the collection update");
+  return Commit(&batch);
+}
+
 absl::Status Storage::DropCollection(const CollectionRecord& collection) {
   const std::string begin = EncodeCollectionPrefix(collection.id);
   const std::string end = EncodeCollectionPrefix(collection.id + 1);

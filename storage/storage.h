@@ -94,6 +94,9 @@ class Storage {
   absl::StatusOr<uint64_t> CreateCollection(absl::string_view name,
                                             absl::string_view config);
 
+  // Replaces the stored config of an existing collection.
+  absl::Status UpdateCollection(const CollectionRecord& collection);
+
   // Deletes the collection record, its points and its change log in one
   // write.
   absl::Status DropCollection(const CollectionRecord& collection);
