@@ -5,7 +5,7 @@ format. While it opens its database, it already listens: the health service
 reports NOT_SERVING and VectorDB calls fail with UNAVAILABLE.
 """
 
-import re
+import os
 import socket
 import threading
 import time
@@ -42,6 +42,11 @@ def parse_metrics(text):
     return samples
 
 
+# Debian's civetweb 1.15 runs requests on threads with a small fixed stack,
+# which its printf-style formatting overflows in a server built with
+# AddressSanitizer, so the endpoint cannot be tested in that build.
+@unittest.skipIf("address" in os.environ.get("VECDB_SANITIZE", ""),
+                 "civetweb's worker stack overflows under AddressSanitizer")
 class MetricsTest(ServerTestCase):
 
     def setUp(self):
