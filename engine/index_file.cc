@@ -54,8 +54,8 @@ class ChecksumWriter : public faiss::IOWriter {
   explicit ChecksumWriter(FILE* file) : file_(file) {}
 
   size_t operator()(const void* data, size_t size, size_t count) override {
-    // FAISS writes empty vectors with a null `data`, which fwrite must not
-    // be given even for zero bytes.
+    // FAISS may write an empty vector with a null `data`, which fwrite must
+    // not be given even for zero bytes.
     if (size == 0 || count == 0) return count;
     const size_t written = std::fwrite(data, size, count, file_);
     crc_ = ExtendCrc(crc_, data, written * size);
@@ -91,7 +91,7 @@ class MemoryReader : public faiss::IOReader {
   size_t operator()(void* out, size_t size, size_t count) override {
     if (size == 0) return 0;
     const size_t whole = std::min(count, (size_ - position_) / size);
-    // `out` is null when FAISS reads an empty vector.
+    // `out` may be null when FAISS reads an empty vector.
     if (whole == 0) return 0;
     std::memcpy(out, data_ + position_, whole * size);
     position_ += whole * size;

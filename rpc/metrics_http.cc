@@ -30,6 +30,21 @@ void AppendCollectionGauge(const std::vector<v1::CollectionInfo>& collections,
   }
 }
 
+// Sends a complete response with a text body. mg_send_http_error is not
+// used because with civetweb 1.15 it overflowed the worker thread's stack
+// under AddressSanitizer.
+void SendText(mg_connection* connection, int status,
+              absl::string_view content_type, absl::string_view body) {
+  mg_response_header_start(connection, status);
+  mg_response_header_add(connection, "Content-Type", content_type.data(),
+                         static_cast<int>(content_type.size()));
+  const std::string length = absl::StrCat(body.size());
+  mg_response_header_add(connection, "Content-Length", length.c_str(),
+                         static_cast<int>(length.size()));
+  mg_response_header_send(connection);
+  mg_write(connection, body.data(), body.size());
+}
+
 // Appends, per collection with an index checkpoint, the seconds since the
 // checkpoint file was written: how much a restart would have to replay.
 void AppendCheckpointAges(engine::Database& database,
@@ -123,18 +138,17 @@ int MetricsHttpServer::HandleRequest(mg_connection* connection, void* server) {
   const mg_request_info* request = mg_get_request_info(connection);
   if (request->local_uri == nullptr ||
       std::string(request->local_uri) != "/metrics") {
-    mg_send_http_error(connection, 404, "not found; metrics are at /metrics");
+    SendText(connection, 404, "text/plain",
+             "not found; metrics are at /metrics\n");
     return 404;
   }
   if (std::string(request->request_method) != "GET") {
-    mg_send_http_error(connection, 405, "only GET is supported");
+    SendText(connection, 405, "text/plain", "only GET is supported\n");
     return 405;
   }
   const std::string body =
       static_cast<const MetricsHttpServer*>(server)->RenderMetrics();
-  mg_send_http_ok(connection, "text/plain; version=0.0.4; charset=utf-8",
-                  static_cast<long long>(body.size()));
-  mg_write(connection, body.data(), body.size());
+  SendText(connection, 200, "text/plain; version=0.0.4; charset=utf-8", body);
   return 200;
 }
 

@@ -5,7 +5,7 @@ format. While it opens its database, it already listens: the health service
 reports NOT_SERVING and VectorDB calls fail with UNAVAILABLE.
 """
 
-import re
+import os
 import socket
 import threading
 import time
@@ -42,6 +42,11 @@ def parse_metrics(text):
     return samples
 
 
+# Debian's civetweb 1.15 runs requests on threads with a small fixed stack,
+# which its printf-style formatting overflows in a server built with
+# AddressSanitizer, so the endpoint cannot be tested in that build.
+@unittest.skipIf("address" in os.environ.get("VECDB_SANITIZE", ""),
+                 "civetweb's worker stack overflows under AddressSanitizer")
 class MetricsTest(ServerTestCase):
 
     def setUp(self):
@@ -115,7 +120,7 @@ class OpeningTest(ServerTestCase):
             "3600")
         self.stub = self.server.stub()
 
-    def poll_until_serving(self, observed, stop):
+    def poll_until_serving(self, health_statuses, call_codes, stop):
         """Record health and ListCollections results until SERVING.
 
         Each attempt opens a new channel, so that no reconnect backoff
@@ -132,13 +137,13 @@ class OpeningTest(ServerTestCase):
                 except grpc.RpcError:
                     time.sleep(0.005)
                     continue  # Not listening yet.
+                health_statuses.append(status)
                 try:
                     vecdb_pb2_grpc.VectorDBStub(channel).ListCollections(
                         vecdb_pb2.ListCollectionsRequest(), timeout=1)
-                    call = grpc.StatusCode.OK
+                    call_codes.append(grpc.StatusCode.OK)
                 except grpc.RpcError as error:
-                    call = error.code()
-            observed.append((status, call))
+                    call_codes.append(error.code())
             if status == HEALTH_SERVING:
                 return
 
@@ -152,10 +157,11 @@ class OpeningTest(ServerTestCase):
                                  for i, vector in enumerate(vectors)])
 
         self.server.kill9()
-        observed = []
+        health_statuses = []
+        call_codes = []
         stop = threading.Event()
         poller = threading.Thread(target=self.poll_until_serving,
-                                  args=(observed, stop))
+                                  args=(health_statuses, call_codes, stop))
         poller.start()
         try:
             self.server.start(self.server.data_dir)
@@ -165,13 +171,24 @@ class OpeningTest(ServerTestCase):
             poller.join()
         self.stub = self.server.stub()
 
-        self.assertIn((HEALTH_SERVING, grpc.StatusCode.OK), observed)
-        opening = [item for item in observed if item[0] != HEALTH_SERVING]
-        self.assertTrue(opening, f"never saw the server while it opened; "
-                        f"saw {observed}\n{self.server.log()}")
-        for status, call in opening:
-            self.assertEqual(status, HEALTH_NOT_SERVING)
-            self.assertEqual(call, grpc.StatusCode.UNAVAILABLE)
+        # Health goes from NOT_SERVING to SERVING once, and calls from
+        # UNAVAILABLE to OK once. The two switch a moment apart, so each
+        # sequence is checked on its own.
+        seen = f"health {health_statuses}, calls {call_codes}"
+        self.assertIn(HEALTH_NOT_SERVING, health_statuses, seen)
+        self.assertEqual(health_statuses[-1], HEALTH_SERVING, seen)
+        first_serving = health_statuses.index(HEALTH_SERVING)
+        self.assertEqual(set(health_statuses[:first_serving]),
+                         {HEALTH_NOT_SERVING}, seen)
+        self.assertEqual(set(health_statuses[first_serving:]),
+                         {HEALTH_SERVING}, seen)
+        self.assertIn(grpc.StatusCode.UNAVAILABLE, call_codes, seen)
+        self.assertEqual(call_codes[-1], grpc.StatusCode.OK, seen)
+        first_ok = call_codes.index(grpc.StatusCode.OK)
+        self.assertEqual(set(call_codes[:first_ok]),
+                         {grpc.StatusCode.UNAVAILABLE}, seen)
+        self.assertEqual(set(call_codes[first_ok:]), {grpc.StatusCode.OK},
+                         seen)
         self.assertEqual(self.count("docs"), self.POINTS)
         log = self.server.log()
         self.assertLess(log.index("opening the database"),
