@@ -12,7 +12,7 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build_dir="${VECDB_BUILD_DIR:-${repo_root}/build-fuzz}"
 
-"${repo_root}/scripts/install-deps.sh"
+"${repo_root}/scripts/install-deps.sh" --fuzz
 cmake -S "${repo_root}" -B "${build_dir}" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CXX_COMPILER=clang++ -DVECDB_FUZZ=ON \
   -DVECDB_FUZZ_SECONDS="${VECDB_FUZZ_SECONDS:-30}"

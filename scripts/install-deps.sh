@@ -2,6 +2,7 @@
 # Install the Debian 12 packages that vecdb needs to build, test, benchmark
 # and run its examples. Only missing packages are installed, so a second run
 # prints nothing and exits 0. Runs apt-get through sudo when not root.
+# With --fuzz it also installs clang and libFuzzer for scripts/fuzz.sh.
 set -euo pipefail
 
 packages=(
@@ -9,11 +10,14 @@ packages=(
   librocksdb-dev libfaiss-dev libopenblas-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev zlib1g-dev libcli11-dev libsimdjson-dev
-  libcivetweb-dev openssl clang libfuzzer-14-dev
+  libcivetweb-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-grpcio python3-numpy python3-faiss libhnswlib-dev
   dataset-fashion-mnist
 )
+if [[ "${1:-}" == --fuzz ]]; then
+  packages+=(clang libfuzzer-14-dev)
+fi
 
 is_installed() {
   local status
