@@ -284,7 +284,9 @@ TEST_F(CheckpointTest, CompactionDropsDeletedLabelsAndKeepsAnswers) {
   const std::vector<std::string> stored = StoredIds(*collection, 2000);
   ASSERT_EQ(stored.size(), 1400u);
 
+  EXPECT_EQ(collection->Describe().index_builds(), 0u);
   ASSERT_OK(database_->MaintainNow());
+  EXPECT_EQ(collection->Describe().index_builds(), 1u);
   EXPECT_LT(collection->Describe().memory_bytes(), memory_before * 3 / 4);
   EXPECT_THAT(SearchedIds(*collection), UnorderedElementsAreArray(stored));
   ExpectEachPointFindsItself(*collection, 2000);

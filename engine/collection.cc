@@ -152,6 +152,7 @@ absl::Status Collection::LoadFromStorage() {
   }
   last_sequence_ = *sequence;
   applied_sequence_ = *sequence;
+  ++index_builds_;
   // A rebuild is slow, so save its result soon.
   unsaved_changes_ = id_to_label_.size();
   first_unsaved_change_ = absl::InfinitePast();
@@ -171,6 +172,7 @@ v1::CollectionInfo Collection::Describe() {
     *info.mutable_index() = index_config_;
     info.set_point_count(id_to_label_.size());
     info.set_unindexed_points(index_->pending_count());
+    info.set_index_builds(index_builds_.load());
     info.set_index_state(IndexState());
     CollectionConfig current = config_;
     current.index = index_config_;

@@ -423,6 +423,9 @@ class Collection {
   // Set when an index update failed after its write reached storage; the
   // index then misses points, so it is never saved.
   bool index_incomplete_ ABSL_GUARDED_BY(index_mutex_) = false;
+  // Rebuilds from storage, trainings, compactions and setting changes that
+  // finished since the collection was opened.
+  std::atomic<uint64_t> index_builds_{0};
   // Parsed metadata of each live point that has any, by point id, so that
   // filters test points without reading or parsing them.
   // TODO(memory): a parsed Struct takes several times its serialized size;

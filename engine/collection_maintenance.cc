@@ -561,6 +561,7 @@ absl::Status Collection::Rebuild(const std::atomic<bool>& cancel, bool building,
                trained ? "" : " (untrained, searched exactly)", old_labels,
                new_labels, absl::ToDoubleSeconds(absl::Now() - start));
   old_index.reset();
+  ++index_builds_;
   return SaveIndex(/*force=*/true);
 }
 

@@ -19,9 +19,9 @@ template <typename Value>
 void AppendCollectionGauge(const std::vector<v1::CollectionInfo>& collections,
                            absl::string_view name, absl::string_view help,
                            Value (v1::CollectionInfo::*value)() const,
-                           std::string* out) {
-  absl::StrAppend(out, "# HELP ", name, " ", help, "\n# TYPE ", name,
-                  " gauge\n");
+                           std::string* out, absl::string_view type = "gauge") {
+  absl::StrAppend(out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type,
+                  "\n");
   for (const v1::CollectionInfo& info : collections) {
     // Collection names are ASCII letters, digits, '_' and '-', so they need
     // no escaping inside a label value.
@@ -130,6 +130,11 @@ std::string MetricsHttpServer::RenderMetrics() const {
                         "Points that searches scan exactly because they are "
                         "not yet in the HNSW graph.",
                         &v1::CollectionInfo::unindexed_points, &out);
+  AppendCollectionGauge(collections, "vecdb_collection_index_builds_total",
+                        "Index builds since the server started: rebuilds "
+                        "from storage, trainings, compactions and rebuilds "
+                        "for new index settings.",
+                        &v1::CollectionInfo::index_builds, &out, "counter");
   AppendCheckpointAges(*database, collections, &out);
   return out;
 }

@@ -48,7 +48,7 @@ class ServiceMetrics {
 
 // Returns the name of a gRPC status code as in the gRPC documentation, such
 // as "OK" or "INVALID_ARGUMENT".
-absl::string_view StatusCodeName(grpc::StatusCode code);
+std::string StatusCodeName(grpc::StatusCode code);
 
 }  // namespace vecdb::rpc
 

@@ -84,6 +84,9 @@ class MetricsTest(ServerTestCase):
             samples['vecdb_collection_points{collection="docs"}'], 3)
         self.assertGreater(
             samples['vecdb_collection_memory_bytes{collection="docs"}'], 0)
+        # A new collection's index was never rebuilt.
+        self.assertEqual(samples['vecdb_collection_index_builds_total'
+                                 '{collection="docs"}'], 0)
         self.assertEqual(samples["vecdb_database_open"], 1)
 
     def test_reports_checkpoint_age(self):
