@@ -245,7 +245,8 @@ def main():
         "",
         f"Import of {args.points:,} points: {import_seconds:.1f} s "
         f"({args.points / import_seconds:,.0f} points/s). Stop with "
-        f"checkpoint: {stop_seconds:.1f} s. Index file: "
+        f"checkpoint: {stop_seconds:.1f} s. Index files (the newest two are "
+        f"kept): "
         f"{index_bytes / 2**20:,.0f} MiB.",
         "",
         f"Goal: under 5 s with a checkpoint: "
