@@ -21,11 +21,7 @@ using ::vecdb::testing::StatusIs;
 constexpr uint32_t kDimension = 8;
 
 std::vector<float> VectorFor(int seed) {
-  std::mt19937 random(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> vector(kDimension);
-  for (float& component : vector) component = normal(random);
-  return vector;
+  return RandomVector(seed, kDimension);
 }
 
 std::vector<v1::Point> PointsFor(int first, int count, int version = 0) {

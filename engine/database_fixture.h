@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,15 @@
 #include "tests/status_matchers.h"
 
 namespace vecdb::engine {
+
+// Returns a vector of `dimension` normal samples drawn with `seed`.
+inline std::vector<float> RandomVector(int seed, uint32_t dimension) {
+  std::mt19937 random(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> vector(dimension);
+  for (float& component : vector) component = normal(random);
+  return vector;
+}
 
 inline v1::Point MakePoint(const std::string& id, std::vector<float> vector,
                            const std::string& tag = "") {

@@ -20,11 +20,7 @@ using ::vecdb::testing::StatusIs;
 constexpr uint32_t kDimension = 16;
 
 std::vector<float> VectorFor(int seed) {
-  std::mt19937 random(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> vector(kDimension);
-  for (float& component : vector) component = normal(random);
-  return vector;
+  return RandomVector(seed, kDimension);
 }
 
 // Points p<first> to p<first + count - 1>, tagged "even" or "odd".
