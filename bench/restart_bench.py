@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Time from process start to the first answered search, three ways.
+"""Time from process start to the first search result, three ways.
 
 Loads synthetic clustered 128-dimensional vectors into an HNSW collection
 (m 16, ef_construction 100) of a fresh vecdb-server, then measures how long
@@ -133,7 +133,7 @@ class Server:
 
 
 def time_to_first_search(server, query):
-    """Start the server and return seconds until a search is answered."""
+    """Start the server and return seconds until a search returns."""
     started = server.start()
     port = server.wait_for_port()
     channel, stub = server.stub(port)

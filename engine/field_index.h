@@ -50,7 +50,7 @@ size_t AddFieldIndexWrites(uint64_t collection_id, const FieldIndexSpec& spec,
 
 // Reads the ids of the points whose value at test.key passes `test`, from
 // the key's index of type *test.index_type, sorted and without duplicates.
-// Returns nullopt when the index cannot answer the test (exists, is_null, a
+// Returns nullopt when the index cannot evaluate the test (exists, is_null, a
 // string too long to be indexed) or when more than `max_ids` entries match,
 // so that testing every point is about as cheap.
 absl::StatusOr<std::optional<std::vector<std::string>>> LookupFieldIndex(

@@ -39,8 +39,8 @@ constexpr int64_t kMaxSqSamplePoints = 65536;
 
 // IVF_PQ leaves out FAISS's precomputed distance table, which speeds up L2
 // search but takes nlist * pq_m * 2^pq_bits floats: 16 MB, or 16 bytes per
-// vector of a million, at nlist 1024 and 16 x 8 bits. The value -1 tells
-// FAISS 1.7.3 never to build it.
+// vector of a million, at nlist 1024 and 16 x 8 bits. With the value -1,
+// FAISS 1.7.3 never builds it.
 constexpr int kIvfPqPrecomputedTable = -1;
 
 faiss::MetricType ToFaiss(IndexMetric metric) {

@@ -126,7 +126,7 @@ class VectorIndex {
   // (count * dimension floats). When more are given, an even sample of at
   // most 256 per centroid (65536 for the SQ kinds) is used. Later Adds go
   // to the trained index. FAILED_PRECONDITION when the kind needs no training,
-  // the index is trained already or holds vectors; INVALID_ARGUMENT when
+  // the index is trained already or contains vectors; INVALID_ARGUMENT when
   // count is below 1; INTERNAL when FAISS fails.
   absl::Status Train(int64_t count, const float* vectors);
 

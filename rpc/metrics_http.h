@@ -14,7 +14,7 @@ struct mg_connection;
 
 namespace vecdb::rpc {
 
-// An HTTP server (civetweb) that answers GET /metrics with the server's
+// An HTTP server (civetweb) that serves GET /metrics with the server's
 // metrics in the Prometheus text format: the request counters and latency
 // histograms of a ServiceMetrics, and per collection its points and bytes.
 // Other paths get 404. Thread-safe.

@@ -60,6 +60,30 @@ grpc::Status VectorDbService::Admit(const grpc::ServerContextBase& context,
 // Checks the key and admits the call, reads its single request, runs
 // `handle` on it and writes the response. `handle` has the signature
 // absl::Status(engine::Database&, const Request&, Response*).
+namespace {
+
+// Adapts `call`, absl::Status(Collection&, const Request&, Response*), to a
+// ServeUnary handler that first looks up the request's collection.
+template <typename Call>
+auto OnCollection(Call call) {
+  return [call](engine::Database& database, const auto& request,
+                auto* response) -> absl::Status {
+    absl::StatusOr<std::shared_ptr<Collection>> collection =
+        database.GetCollection(request.collection());
+    if (!collection.ok()) return collection.status();
+    return call(**collection, request, response);
+  };
+}
+
+// Moves an OK `result` into `*response` and returns its status.
+template <typename T>
+absl::Status StoreResult(absl::StatusOr<T> result, T* response) {
+  if (result.ok()) *response = *std::move(result);
+  return result.status();
+}
+
+}  // namespace
+
 template <typename Request, typename Response, typename Handler>
 grpc::Status VectorDbService::ServeUnary(
     const grpc::ServerContextBase& context, absl::string_view method,
@@ -337,10 +361,7 @@ grpc::Status VectorDbService::StreamedCreateCollection(
       *context, "CreateCollection", stream,
       [](engine::Database& database, const v1::CreateCollectionRequest& request,
          v1::CollectionInfo* response) {
-        absl::StatusOr<v1::CollectionInfo> info =
-            database.CreateCollection(request);
-        if (info.ok()) *response = *std::move(info);
-        return info.status();
+        return StoreResult(database.CreateCollection(request), response);
       });
 }
 
@@ -391,20 +412,17 @@ grpc::Status VectorDbService::StreamedGet(
     grpc::ServerUnaryStreamer<v1::GetRequest, v1::GetResponse>* stream) {
   return ServeUnary(
       *context, "Get", stream,
-      [](engine::Database& database, const v1::GetRequest& request,
-         v1::GetResponse* response) {
-        absl::StatusOr<std::shared_ptr<Collection>> collection =
-            database.GetCollection(request.collection());
-        if (!collection.ok()) return collection.status();
+      OnCollection([](Collection& collection, const v1::GetRequest& request,
+                      v1::GetResponse* response) -> absl::Status {
         absl::StatusOr<std::vector<v1::Point>> points =
-            (*collection)->Get(request.ids());
+            collection.Get(request.ids());
         if (!points.ok()) return points.status();
         response->mutable_points()->Reserve(static_cast<int>(points->size()));
         for (v1::Point& point : *points) {
           *response->add_points() = std::move(point);
         }
         return absl::OkStatus();
-      });
+      }));
 }
 
 grpc::Status VectorDbService::StreamedDelete(
@@ -412,15 +430,12 @@ grpc::Status VectorDbService::StreamedDelete(
     grpc::ServerUnaryStreamer<v1::DeleteRequest, v1::DeleteResponse>* stream) {
   return ServeUnary(
       *context, "Delete", stream,
-      [](engine::Database& database, const v1::DeleteRequest& request,
-         v1::DeleteResponse* response) {
-        absl::StatusOr<std::shared_ptr<Collection>> collection =
-            database.GetCollection(request.collection());
-        if (!collection.ok()) return collection.status();
-        absl::StatusOr<uint64_t> deleted = (*collection)->Delete(request);
+      OnCollection([](Collection& collection, const v1::DeleteRequest& request,
+                      v1::DeleteResponse* response) -> absl::Status {
+        absl::StatusOr<uint64_t> deleted = collection.Delete(request);
         if (deleted.ok()) response->set_deleted(*deleted);
         return deleted.status();
-      });
+      }));
 }
 
 grpc::Status VectorDbService::StreamedSearch(
@@ -438,10 +453,7 @@ grpc::Status VectorDbService::StreamedSearch(
         absl::StatusOr<std::shared_ptr<Collection>> collection =
             database.GetCollection(request.collection());
         if (!collection.ok()) return collection.status();
-        absl::StatusOr<v1::SearchResponse> result =
-            (*collection)->Search(request);
-        if (result.ok()) *response = *std::move(result);
-        return result.status();
+        return StoreResult((*collection)->Search(request), response);
       });
 }
 
@@ -465,10 +477,7 @@ grpc::Status VectorDbService::StreamedSearchBatch(
         absl::StatusOr<std::shared_ptr<Collection>> collection =
             database.GetCollection(request.collection());
         if (!collection.ok()) return collection.status();
-        absl::StatusOr<v1::SearchBatchResponse> result =
-            (*collection)->SearchBatch(request);
-        if (result.ok()) *response = *std::move(result);
-        return result.status();
+        return StoreResult((*collection)->SearchBatch(request), response);
       });
 }
 
@@ -492,15 +501,12 @@ grpc::Status VectorDbService::StreamedCount(
     grpc::ServerUnaryStreamer<v1::CountRequest, v1::CountResponse>* stream) {
   return ServeUnary(
       *context, "Count", stream,
-      [](engine::Database& database, const v1::CountRequest& request,
-         v1::CountResponse* response) {
-        absl::StatusOr<std::shared_ptr<Collection>> collection =
-            database.GetCollection(request.collection());
-        if (!collection.ok()) return collection.status();
-        absl::StatusOr<uint64_t> count = (*collection)->Count(request);
+      OnCollection([](Collection& collection, const v1::CountRequest& request,
+                      v1::CountResponse* response) -> absl::Status {
+        absl::StatusOr<uint64_t> count = collection.Count(request);
         if (count.ok()) response->set_count(*count);
         return count.status();
-      });
+      }));
 }
 
 grpc::Status VectorDbService::StreamedScroll(
@@ -508,16 +514,10 @@ grpc::Status VectorDbService::StreamedScroll(
     grpc::ServerUnaryStreamer<v1::ScrollRequest, v1::ScrollResponse>* stream) {
   return ServeUnary(
       *context, "Scroll", stream,
-      [](engine::Database& database, const v1::ScrollRequest& request,
-         v1::ScrollResponse* response) {
-        absl::StatusOr<std::shared_ptr<Collection>> collection =
-            database.GetCollection(request.collection());
-        if (!collection.ok()) return collection.status();
-        absl::StatusOr<v1::ScrollResponse> page =
-            (*collection)->Scroll(request);
-        if (page.ok()) *response = *std::move(page);
-        return page.status();
-      });
+      OnCollection([](Collection& collection, const v1::ScrollRequest& request,
+                      v1::ScrollResponse* response) -> absl::Status {
+        return StoreResult(collection.Scroll(request), response);
+      }));
 }
 
 grpc::Status VectorDbService::StreamedCreateFieldIndex(
@@ -526,18 +526,16 @@ grpc::Status VectorDbService::StreamedCreateFieldIndex(
                               v1::CreateFieldIndexResponse>* stream) {
   return ServeUnary(
       *context, "CreateFieldIndex", stream,
-      [](engine::Database& database, const v1::CreateFieldIndexRequest& request,
-         v1::CreateFieldIndexResponse* response) {
-        absl::StatusOr<std::shared_ptr<Collection>> collection =
-            database.GetCollection(request.collection());
-        if (!collection.ok()) return collection.status();
+      OnCollection([](Collection& collection,
+                      const v1::CreateFieldIndexRequest& request,
+                      v1::CreateFieldIndexResponse* response) -> absl::Status {
         absl::StatusOr<v1::CollectionInfo> info =
-            (*collection)->CreateFieldIndex(request);
+            collection.CreateFieldIndex(request);
         if (info.ok()) {
           *response->mutable_collection() = *std::move(info);
         }
         return info.status();
-      });
+      }));
 }
 
 grpc::Status VectorDbService::StreamedUpdateCollection(
@@ -548,10 +546,7 @@ grpc::Status VectorDbService::StreamedUpdateCollection(
       *context, "UpdateCollection", stream,
       [](engine::Database& database, const v1::UpdateCollectionRequest& request,
          v1::CollectionInfo* response) -> absl::Status {
-        absl::StatusOr<v1::CollectionInfo> info =
-            database.UpdateCollection(request);
-        if (info.ok()) *response = *std::move(info);
-        return info.status();
+        return StoreResult(database.UpdateCollection(request), response);
       });
 }
 

@@ -60,7 +60,7 @@ class VectorDbService final : public VectorDbServiceBase {
 
   // Starts serving `database`, which must outlive the service. Until then
   // every call fails with UNAVAILABLE, so that the server can listen (and
-  // answer health checks) while the database opens.
+  // serve health checks) while the database opens.
   void SetDatabase(engine::Database* database) {
     database_.store(database, std::memory_order_release);
   }

@@ -193,7 +193,7 @@ TEST_F(StorageTest, ChangeLogListsIdsChangedAfterASequence) {
               IsOkAndHolds(ElementsAre()));
 }
 
-TEST_F(StorageTest, ChangeLogSurvivesReopenAndTrimRefusesOlderReads) {
+TEST_F(StorageTest, ChangeLogTrimRejectsOlderReads) {
   PutPoint(1, "a", {1});
   PutPoint(1, "b", {2});
   PutPoint(1, "c", {3});

@@ -1,6 +1,6 @@
 """The /metrics endpoint, and health while the database opens.
 
-With --metrics_listen the server answers GET /metrics in the Prometheus text
+With --metrics_listen the server serves GET /metrics in the Prometheus text
 format. While it opens its database, it already listens: the health service
 reports NOT_SERVING and VectorDB calls fail with UNAVAILABLE.
 """

@@ -236,7 +236,7 @@ class UnsyncedWritesTest(PersistenceTest):
     """The same checks with --sync_writes=false.
 
     Unsynced writes still survive a crash of the server process, because
-    the operating system already holds them; only a power loss or a crash
+    the operating system already has them. Only a power loss or a crash
     of the machine can lose the last ones, which these tests cannot cause.
     """
 
