@@ -17,6 +17,8 @@
 #include "faiss/index_io.h"
 #include "faiss/invlists/InvertedLists.h"
 #include "faiss/utils/distances.h"
+#include "index/hnsw_search.h"
+#include "index/simd_flat_index.h"
 
 namespace vecdb::index {
 namespace {
@@ -200,6 +202,27 @@ std::vector<float> EvenSample(int64_t count, const float* vectors,
   return sample;
 }
 
+// Replaces plain FAISS flat vectors, as a new index or faiss::read_index
+// has them, with a SimdFlatIndex: the index itself when it is flat, or the
+// storage of an HNSW graph over float vectors.
+void UseSimdVectors(std::unique_ptr<faiss::Index>& index) {
+  if (auto* flat = dynamic_cast<faiss::IndexFlat*>(index.get());
+      flat != nullptr && dynamic_cast<SimdFlatIndex*>(flat) == nullptr) {
+    index = SimdFlatIndex::FromFlat(*flat);
+    return;
+  }
+  auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index.get());
+  if (hnsw == nullptr) return;
+  auto* storage = dynamic_cast<faiss::IndexFlat*>(hnsw->storage);
+  if (storage == nullptr || dynamic_cast<SimdFlatIndex*>(storage) != nullptr) {
+    return;
+  }
+  std::unique_ptr<SimdFlatIndex> vectors = SimdFlatIndex::FromFlat(*storage);
+  if (hnsw->own_fields) delete hnsw->storage;
+  hnsw->storage = vectors.release();
+  hnsw->own_fields = true;
+}
+
 }  // namespace
 
 float Distance(IndexMetric metric, const float* a, const float* b,
@@ -232,13 +255,14 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Create(
   // Kinds that need training keep their vectors flat until Train.
   if (spec.kind == IndexKind::kFlat || NeedsTraining(spec.kind)) {
     if (absl::Status status = index->Adopt(
-            std::make_unique<faiss::IndexFlat>(spec.dimension, metric));
+            std::make_unique<SimdFlatIndex>(spec.dimension, metric));
         !status.ok()) {
       return status;
     }
     return index;
   }
 
+  // Adopt gives the graph a SimdFlatIndex as storage.
   auto hnsw =
       std::make_unique<faiss::IndexHNSWFlat>(spec.dimension, spec.m, metric);
   hnsw->hnsw.efConstruction = spec.ef_construction;
@@ -339,13 +363,12 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Load(
           "the vectors waiting for the graph do not form a matching flat "
           "index");
     }
-    pending.release();
-    index->pending_.reset(flat);
+    index->pending_ = SimdFlatIndex::FromFlat(*flat);
   }
   if (static_cast<int64_t>(deleted.size()) != index->size()) {
-    return absl::DataLossError(absl::StrCat("the index contains ", index->size(),
-                                            " vectors but ", deleted.size(),
-                                            " deletion marks came with it"));
+    return absl::DataLossError(
+        absl::StrCat("the index contains ", index->size(), " vectors but ",
+                     deleted.size(), " deletion marks came with it"));
   }
   index->deleted_ = std::move(deleted);
   index->deleted_count_ = static_cast<int64_t>(
@@ -367,7 +390,8 @@ absl::Status VectorIndex::Adopt(std::unique_ptr<faiss::Index> index) {
   ivf_ = nullptr;
   sq_ = nullptr;
   pending_.reset();
-  auto* flat = dynamic_cast<faiss::IndexFlat*>(index.get());
+  UseSimdVectors(index);
+  auto* flat = dynamic_cast<SimdFlatIndex*>(index.get());
   if (flat != nullptr &&
       (spec_.kind == IndexKind::kFlat || NeedsTraining(spec_.kind))) {
     // FLAT, or a kind that still waits for its training.
@@ -380,8 +404,8 @@ absl::Status VectorIndex::Adopt(std::unique_ptr<faiss::Index> index) {
   }
   index_ = std::move(index);
   if (hnsw_ != nullptr) {
-    pending_ = std::make_unique<faiss::IndexFlat>(spec_.dimension,
-                                                  ToFaiss(spec_.metric));
+    pending_ =
+        std::make_unique<SimdFlatIndex>(spec_.dimension, ToFaiss(spec_.metric));
   }
   deleted_.resize(index_->ntotal, 0);
   return absl::OkStatus();
@@ -394,9 +418,9 @@ absl::Status VectorIndex::AdoptTrained(faiss::Index* index) {
     case IndexKind::kHnsw:
     case IndexKind::kHnswSq8: {
       auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index);
-      faiss::IndexFlat* flat =
-          hnsw == nullptr ? nullptr
-                          : dynamic_cast<faiss::IndexFlat*>(hnsw->storage);
+      SimdFlatIndex* flat = hnsw == nullptr
+                                ? nullptr
+                                : dynamic_cast<SimdFlatIndex*>(hnsw->storage);
       faiss::IndexScalarQuantizer* sq =
           hnsw == nullptr
               ? nullptr
@@ -660,9 +684,19 @@ VectorIndex::SearchApproximate(int64_t count, const float* queries, int k,
     return SearchFaiss(*ivf_, 0, count, queries, k, &params, selected);
   }
 
-  // Requesting ef_search results sizes FAISS's candidate queue to
-  // ef_search (see AdoptTrained). The best k of them are the result.
   const int ef_search = std::max(options.ef_search, k);
+  if (flat_ != nullptr) {
+    rows = SearchGraph(count, queries, k, ef_search, selected);
+    if (absl::Status status = MergePending(count, queries, k, selected, &*rows);
+        !status.ok()) {
+      return status;
+    }
+    return rows;
+  }
+
+  // HNSW_SQ8 searches with FAISS. Requesting ef_search results sizes
+  // FAISS's candidate queue to ef_search (see AdoptTrained). The best k of
+  // them are the result.
   const int requested =
       static_cast<int>(std::min<int64_t>(ef_search, index_->ntotal));
   if (requested == 0) {
@@ -679,6 +713,21 @@ VectorIndex::SearchApproximate(int64_t count, const float* queries, int k,
   if (absl::Status status = MergePending(count, queries, k, selected, &*rows);
       !status.ok()) {
     return status;
+  }
+  return rows;
+}
+
+std::vector<std::vector<Neighbor>> VectorIndex::SearchGraph(
+    int64_t count, const float* queries, int k, int ef,
+    const std::vector<uint8_t>* selected) const {
+  AdmittedLabels admitted;
+  if (deleted_count_ > 0) admitted.deleted = &deleted_;
+  admitted.selected = selected;
+  std::vector<std::vector<Neighbor>> rows(count);
+#pragma omp parallel for schedule(dynamic) if (count > 1)
+  for (int64_t i = 0; i < count; ++i) {
+    rows[i] = SearchHnswGraph(hnsw_->hnsw, *flat_,
+                              queries + i * spec_.dimension, k, ef, admitted);
   }
   return rows;
 }

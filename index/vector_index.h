@@ -22,6 +22,8 @@ struct IOWriter;
 
 namespace vecdb::index {
 
+class SimdFlatIndex;
+
 // The FAISS distance between vectors. Cosine similarity is the inner product
 // of vectors the caller normalised.
 enum class IndexMetric { kInnerProduct, kL2 };
@@ -261,6 +263,11 @@ class VectorIndex {
       const faiss::Index& index, Label offset, int64_t count,
       const float* queries, int k, faiss::SearchParameters* params,
       const std::vector<uint8_t>* selected = nullptr) const;
+  // Walks the HNSW graph over float vectors with SearchHnswGraph, spreading
+  // the queries over the OpenMP threads.
+  std::vector<std::vector<Neighbor>> SearchGraph(
+      int64_t count, const float* queries, int k, int ef,
+      const std::vector<uint8_t>* selected) const;
   // Searches the HNSW graph or the IVF lists, the approximate part of the
   // trained index.
   absl::StatusOr<std::vector<std::vector<Neighbor>>> SearchApproximate(
@@ -277,14 +284,14 @@ class VectorIndex {
   // Views of index_ by type; null when index_ is not of that type.
   // The flat vectors: index_ itself under FLAT or untrained, the HNSW
   // storage under HNSW.
-  faiss::IndexFlat* flat_ = nullptr;
+  SimdFlatIndex* flat_ = nullptr;
   faiss::IndexHNSW* hnsw_ = nullptr;  // HNSW and HNSW_SQ8
   faiss::IndexIVF* ivf_ = nullptr;    // IVF_FLAT and IVF_PQ
   // The codes: index_ under SQ8, the HNSW storage under HNSW_SQ8.
   faiss::IndexScalarQuantizer* sq_ = nullptr;
   // HNSW kinds: vectors added but not yet in the graph. Position i contains
   // label index_->ntotal + i.
-  std::unique_ptr<faiss::IndexFlat> pending_;
+  std::unique_ptr<SimdFlatIndex> pending_;
   // One byte per label, 1 when deleted; read by the search-time selector.
   std::vector<uint8_t> deleted_;
   int64_t deleted_count_ = 0;

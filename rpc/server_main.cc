@@ -36,6 +36,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "index/simd_distance.h"
 #include "rpc/api_keys.h"
 #include "rpc/metrics_http.h"
 #include "rpc/service_metrics.h"
@@ -442,8 +443,9 @@ int Serve(const vecdb::rpc::ApiKeys* keys) {
   LogAccessRules(listen, keys, !absl::GetFlag(FLAGS_tls_cert).empty());
 
   const vecdb::engine::DatabaseOptions options = DatabaseOptionsFromFlags();
-  spdlog::info("opening data dir {}, {} writes", options.data_dir,
-               options.sync_writes ? "synced" : "unsynced");
+  spdlog::info("opening data dir {}, {} writes, {} distance kernels",
+               options.data_dir, options.sync_writes ? "synced" : "unsynced",
+               vecdb::index::SimdLevelName(vecdb::index::ActiveSimdLevel()));
   absl::StatusOr<std::unique_ptr<vecdb::engine::Database>> database =
       vecdb::engine::Database::Open(options);
   if (!database.ok()) {
