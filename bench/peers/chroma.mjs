@@ -68,7 +68,8 @@ function findFreePort() {
 
 function serverLogTail(logPath) {
   try {
-    return fs.readFileSync(logPath, "utf8").trim().split("\n").slice(-5).join("\n");
+    const lines = fs.readFileSync(logPath, "utf8").trim().split("\n");
+    return lines.slice(-5).join("\n");
   } catch {
     return "(no log)";
   }
@@ -77,7 +78,13 @@ function serverLogTail(logPath) {
 // Starts `chroma run` and resolves once its heartbeat endpoint returns OK.
 async function startServer(dataPath, logPath) {
   const port = await findFreePort();
-  const cli = path.join(installDir, "node_modules", "chromadb", "dist", "cli.mjs");
+  const cli = path.join(
+    installDir,
+    "node_modules",
+    "chromadb",
+    "dist",
+    "cli.mjs",
+  );
   const log = fs.openSync(logPath, "a");
   const child = spawn(
     process.execPath,
@@ -108,7 +115,7 @@ async function startServer(dataPath, logPath) {
     await sleep(200);
   }
   throw new Error(
-    `chroma run did not answer ${url} within ${SERVER_START_SECONDS} s; ` +
+    `chroma run did not respond to ${url} within ${SERVER_START_SECONDS} s; ` +
       `its log ${logPath} ends with:\n${serverLogTail(logPath)}`,
   );
 }
@@ -149,7 +156,7 @@ async function load(spec, client) {
 
   await forEachBaseBatch(spec, SYSTEM, async (first, vectors) => {
     const count = vectors.length / spec.dim;
-    // The server's limit on records per request may be below our batch.
+    // The server's limit on records per request may be below the batch.
     const step = maxBatchSize > 0 ? Math.min(count, maxBatchSize) : count;
     for (let start = 0; start < count; start += step) {
       const end = Math.min(count, start + step);
@@ -221,7 +228,7 @@ async function benchmark(spec, result) {
   const port = await startServer(dataPath, logPath);
   const client = new ChromaClient({ host: HOST, port });
   result.version += `, server ${await client.version()}`;
-  progress(SYSTEM, `server ${server.child.pid} is listening on ${HOST}:${port}`);
+  progress(SYSTEM, `server ${server.child.pid} listens on ${HOST}:${port}`);
 
   progress(SYSTEM, `adding ${spec.base_count} vectors`);
   const ingestStart = process.hrtime.bigint();
@@ -236,7 +243,7 @@ async function benchmark(spec, result) {
   for (const ef of spec.ef_search) {
     progress(SYSTEM, `restarting the server with ef_search ${ef}`);
     current = await setEfSearch(current, ef, dataPath, logPath);
-    progress(SYSTEM, `searching ${queries.length} queries with ef_search ${ef}`);
+    progress(SYSTEM, `searching ${queries.length} queries, ef_search ${ef}`);
     const run = await runSequential(queries, searcher(spec, current));
     result.sweep.push({ param: `ef_search ${ef}`, qps: run.qps, ids: run.ids });
   }
@@ -257,6 +264,18 @@ async function benchmark(spec, result) {
 async function cleanup() {
   await stopServer();
   if (workDir !== null) fs.rmSync(workDir, { recursive: true, force: true });
+}
+
+// A harness that stops the adapter with a signal must not leave the server
+// running: stop it by its pid and exit with the shell's code for the signal.
+for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]]) {
+  process.once(signal, () => {
+    if (server !== null && !server.exited) {
+      process.kill(server.child.pid, "SIGTERM");
+    }
+    if (workDir !== null) fs.rmSync(workDir, { recursive: true, force: true });
+    process.exit(code);
+  });
 }
 
 await runAdapter(SYSTEM, benchmark, cleanup);

@@ -100,7 +100,12 @@ export function readSpec(specPath) {
   );
   requireField(spec, "work_dir", isPath, "a directory path");
   requireField(spec, "m", isPositiveInteger, "a positive integer");
-  requireField(spec, "ef_construction", isPositiveInteger, "a positive integer");
+  requireField(
+    spec,
+    "ef_construction",
+    isPositiveInteger,
+    "a positive integer",
+  );
   return spec;
 }
 

@@ -4,7 +4,7 @@
 # beside this script:
 #
 #   @lancedb/lancedb                    0.31.0  (with its linux-x64-gnu binding)
-#   apache-arrow                        18.1.0  (the newest that LanceDB accepts)
+#   apache-arrow                        18.1.0  (newest that LanceDB accepts)
 #   chromadb                            3.0.14  (client and `chroma run` server)
 #   chromadb-js-bindings-linux-x64-gnu  1.0.5
 #
@@ -38,8 +38,8 @@ pinned=(
 
 # The stamp contains the checksum of package.json and the lock file. It is
 # written only after every package was checked, so a failed install is redone.
-lock_sha256="$(cat "${peers_dir}/package.json" "${peers_dir}/package-lock.json" |
-  sha256sum | cut -d' ' -f1)"
+lock_sha256="$(cat "${peers_dir}/package.json" \
+  "${peers_dir}/package-lock.json" | sha256sum | cut -d' ' -f1)"
 if [[ "$(cat "${install_dir}/.sha256" 2>/dev/null)" == "${lock_sha256}" ]]; then
   echo "install.sh: peers already installed in ${install_dir}"
   exit 0
@@ -63,10 +63,11 @@ if ! (cd "${install_dir}" &&
   NPM_CONFIG_UPDATE_NOTIFIER=false npm ci --omit=optional --no-audit \
     --no-fund --loglevel=silly >"${log}" 2>&1); then
   grep '^npm error' "${log}" | tail -n 20 >&2
-  unfinished="$(sed -n 's/.*unfinished npm timer reifyNode:node_modules\/\([^ ]*\).*/\1/p' \
-    "${log}" | paste -sd, -)"
-  echo "install.sh: npm ci failed${unfinished:+ while installing ${unfinished}};" \
-    "nothing was installed. The full log is ${log}" >&2
+  pattern='s/.*unfinished npm timer reifyNode:node_modules\/\([^ ]*\).*/\1/p'
+  unfinished="$(sed -n "${pattern}" "${log}" | paste -sd, -)"
+  echo "install.sh: npm ci failed" \
+    "${unfinished:+while installing ${unfinished}}; nothing was" \
+    "installed. The full log is ${log}" >&2
   exit 1
 fi
 

@@ -142,15 +142,16 @@ function searcher(spec, table, ef) {
 async function benchmark(spec, result) {
   result.version = peerVersion("@lancedb/lancedb");
   const indexed = spec.base_count >= MIN_INDEXED_ROWS;
+  const concurrency =
+    "concurrency is that many async query loops on one embedded table in " +
+    "one Node.js process, run by LanceDB's native threads";
   result.index = indexed
     ? `IVF_HNSW_SQ (1 partition, m ${spec.m}, ef_construction ` +
       `${spec.ef_construction}, distance ${spec.metric}); the sweep sets ` +
       "the query's ef and refine_factor floor(ef / k), which ranks the " +
-      "graph's candidates again with full vectors; concurrency is that many async query loops on one " +
-      "embedded table in one Node.js process, run by LanceDB's native threads"
+      `graph's candidates again with full vectors; ${concurrency}`
     : `none: exact scan of ${spec.base_count} rows (fewer than ` +
-      `${MIN_INDEXED_ROWS}, distance ${spec.metric}); concurrency is that ` +
-      "many async query loops on one embedded table in one Node.js process";
+      `${MIN_INDEXED_ROWS}), distance ${spec.metric}; ${concurrency}`;
 
   fs.mkdirSync(spec.work_dir, { recursive: true });
   dataDir = fs.mkdtempSync(path.join(spec.work_dir, "lancedb-"));
