@@ -8,7 +8,8 @@
 // builds an IVF_HNSW_SQ index with one partition (an HNSW graph over 8-bit
 // scalar-quantized vectors, the graph index LanceDB offers) with the spec's
 // m, ef_construction and metric, and sweeps the query-time ef over the
-// spec's ef_search values, each with a refine factor (see refineFactor()).
+// spec's ef_search values, each also with a refine factor (see
+// sweepSettings()).
 // Sets of fewer than MIN_INDEXED_ROWS rows get no index and one exact pass.
 
 import fs from "node:fs";
@@ -31,8 +32,8 @@ import {
 const SYSTEM = "lancedb";
 const TABLE = "bench";
 
-// Below this many rows a user would not build an index: an exact scan is
-// fast, and the quantizer has too few rows to learn from.
+// Below this many rows an exact scan is fast, so a user would not build
+// an index.
 const MIN_INDEXED_ROWS = 1000;
 
 const lancedb = requirePeer("@lancedb/lancedb");
@@ -102,37 +103,47 @@ async function buildIndex(spec, table) {
   await table.createIndex("vector", { config });
 }
 
-// Returns the refine factor that goes with an ef: the graph search's
-// candidates, compared by their quantized vectors, are ranked again with
-// the full vectors, as many as ef allows. LanceDB requires ef >= k * factor.
-// Without this step the 8-bit quantization capped recall@10 at 0.958 for
-// every ef from 64 to 256 on 5,000 clustered 32-dimensional test vectors.
-function refineFactor(spec, ef) {
-  return Math.max(1, Math.floor(ef / spec.k));
+// Returns the sweep's settings: each ef alone, as LanceDB searches by
+// default, and again with refine_factor floor(ef / k) where that is above 1.
+// Refining ranks k * refine_factor candidates again by their full vectors
+// (LanceDB requires ef >= k * refine_factor). The 8-bit quantization alone
+// capped recall@10 at 0.958 for every ef from 64 to 256 on 5,000 clustered
+// 32-dimensional test vectors, and refining reached 1.0. null stands for
+// the exact scan.
+function sweepSettings(spec, indexed) {
+  if (!indexed) return [null];
+  const settings = [];
+  for (const ef of spec.ef_search) {
+    settings.push({ ef, refineFactor: null });
+    const refineFactor = Math.floor(ef / spec.k);
+    if (refineFactor > 1) settings.push({ ef, refineFactor });
+  }
+  return settings;
 }
 
-// Returns the sweep's name for a knob value: null is the exact scan.
-function knobName(spec, ef) {
-  if (ef === null) return "exact scan";
-  return `ef ${ef}, refine_factor ${refineFactor(spec, ef)}`;
+function settingName(setting) {
+  if (setting === null) return "exact scan";
+  if (setting.refineFactor === null) return `ef ${setting.ef}`;
+  return `ef ${setting.ef}, refine_factor ${setting.refineFactor}`;
 }
 
-// Returns a function that searches with one setting of the knob and
-// resolves to the hits' ids, best first. Naming _distance in select() keeps
-// LanceDB from warning on every query that it adds the column anyway.
-function searcher(spec, table, ef) {
+// Returns a function that searches with one setting and resolves to the
+// hits' ids, best first. Naming _distance in select() keeps LanceDB from
+// warning on every query that it adds the column anyway.
+function searcher(spec, table, setting) {
   return async (query) => {
     let search = table
       .vectorSearch(query)
       .distanceType(spec.metric)
       .select(["id", "_distance"])
       .limit(spec.k);
-    if (ef === null) {
+    if (setting === null) {
       search = search.bypassVectorIndex();
     } else {
-      search = search
-        .ef(Math.max(ef, spec.k))
-        .refineFactor(refineFactor(spec, ef));
+      search = search.ef(Math.max(setting.ef, spec.k));
+      if (setting.refineFactor !== null) {
+        search = search.refineFactor(setting.refineFactor);
+      }
     }
     const rows = await search.toArray();
     return rows.map((row) => row.id);
@@ -148,8 +159,9 @@ async function benchmark(spec, result) {
   result.index = indexed
     ? `IVF_HNSW_SQ (1 partition, m ${spec.m}, ef_construction ` +
       `${spec.ef_construction}, distance ${spec.metric}); the sweep sets ` +
-      "the query's ef and refine_factor floor(ef / k), which ranks the " +
-      `graph's candidates again with full vectors; ${concurrency}`
+      "the query's ef, alone and with refine_factor floor(ef / k) where " +
+      "that is above 1, which ranks the graph's candidates again with full " +
+      `vectors; latency uses the middle ef alone; ${concurrency}`
     : `none: exact scan of ${spec.base_count} rows (fewer than ` +
       `${MIN_INDEXED_ROWS}), distance ${spec.metric}; ${concurrency}`;
 
@@ -170,20 +182,20 @@ async function benchmark(spec, result) {
   progress(SYSTEM, `ingest took ${result.ingest_seconds.toFixed(1)} s`);
 
   const queries = readQueries(spec);
-  const knobs = indexed ? spec.ef_search : [null];
-  for (const ef of knobs) {
-    const param = knobName(spec, ef);
+  for (const setting of sweepSettings(spec, indexed)) {
+    const param = settingName(setting);
     progress(SYSTEM, `searching ${queries.length} queries with ${param}`);
-    const run = await runSequential(queries, searcher(spec, table, ef));
+    const run = await runSequential(queries, searcher(spec, table, setting));
     result.sweep.push({ param, qps: run.qps, ids: run.ids });
   }
 
-  const latencyEf = indexed ? middleOf(spec.ef_search) : null;
+  const latencySetting = indexed
+    ? { ef: middleOf(spec.ef_search), refineFactor: null }
+    : null;
+  const search = searcher(spec, table, latencySetting);
   for (const clients of spec.concurrency) {
     progress(SYSTEM, `latency with ${clients} concurrent clients`);
-    result.latency.push(
-      await runConcurrent(queries, clients, searcher(spec, table, latencyEf)),
-    );
+    result.latency.push(await runConcurrent(queries, clients, search));
   }
   result.peak_rss_bytes = peakRssBytes("self");
 }
