@@ -16,9 +16,8 @@
 // ef_search it was loaded with, although the collection's configuration
 // returns the new value. With server 1.0.0 from the pinned bindings,
 // recall@10 on Fashion-MNIST stayed 0.9634 for every ef_search from 16 to
-// 256 without restarts. So after each change the
-// adapter restarts the server on the same data path, which loads the index
-// again with the new ef_search.
+// 256 without restarts. So after each change the adapter restarts the
+// server on the same data path, which loads the index with the new value.
 
 import { spawn } from "node:child_process";
 import fs from "node:fs";
