@@ -16,8 +16,8 @@
 #include "faiss/impl/IDSelector.h"
 #include "faiss/index_io.h"
 #include "faiss/invlists/InvertedLists.h"
-#include "faiss/utils/distances.h"
 #include "index/hnsw_search.h"
+#include "index/simd_distance.h"
 #include "index/simd_flat_index.h"
 
 namespace vecdb::index {
@@ -227,9 +227,10 @@ void UseSimdVectors(std::unique_ptr<faiss::Index>& index) {
 
 float Distance(IndexMetric metric, const float* a, const float* b,
                int dimension) {
+  const DistanceKernels& kernels = ActiveKernels();
   return metric == IndexMetric::kL2
-             ? faiss::fvec_L2sqr(a, b, dimension)
-             : faiss::fvec_inner_product(a, b, dimension);
+             ? kernels.l2_squared(a, b, dimension)
+             : kernels.inner_product(a, b, dimension);
 }
 
 bool NeedsTraining(IndexKind kind) {

@@ -46,7 +46,8 @@ bool NeedsTraining(IndexKind kind);
 bool IsCompressed(IndexKind kind);
 
 // The raw FAISS distance between two vectors of `dimension` floats: the
-// inner product, or the squared L2 distance, as Neighbor::distance holds.
+// inner product, or the squared L2 distance, as Neighbor::distance holds,
+// computed with the active kernels of simd_distance.h.
 float Distance(IndexMetric metric, const float* a, const float* b,
                int dimension);
 
