@@ -10,7 +10,7 @@
 //   vecdb-avx512    ... with the AVX-512 kernels
 //   hnswlib         Debian's libhnswlib-dev headers, compiled with this
 //                   project's flags (SSE, as Debian's python3-hnswlib)
-// Builds use every core; searches run one query at a time on the calling
+// Builds use every core. Searches run one query at a time on the calling
 // thread, so pin the process (taskset -c 1) for steady figures.
 //
 //   build/bench/hnsw_bench --fashion /usr/share/datasets/fashion-mnist
@@ -59,7 +59,7 @@ double SecondsSince(Clock::time_point start) {
 std::vector<float> ReadIdxImages(const std::string& path, int* dimension) {
   gzFile file = gzopen(path.c_str(), "rb");
   if (file == nullptr) {
-    std::fprintf(stderr, "cannot open %s\n", path.c_str());
+    std::fprintf(stderr, "failed to open %s\n", path.c_str());
     std::exit(1);
   }
   unsigned char header[16];
@@ -76,7 +76,8 @@ std::vector<float> ReadIdxImages(const std::string& path, int* dimension) {
   std::vector<unsigned char> pixels(static_cast<size_t>(count) * *dimension);
   if (gzread(file, pixels.data(), pixels.size()) !=
       static_cast<int>(pixels.size())) {
-    std::fprintf(stderr, "%s: fewer pixels than the header says\n",
+    std::fprintf(stderr,
+                 "%s: truncated, fewer pixels than the header declares\n",
                  path.c_str());
     std::exit(1);
   }
@@ -117,7 +118,7 @@ std::vector<int64_t> GroundTruth(const DataSet& data, bool inner_product) {
   return std::vector<int64_t>(labels.begin(), labels.end());
 }
 
-// One system under test: builds once, then answers one query at a time.
+// One system under test: builds once, then searches one query at a time.
 class System {
  public:
   virtual ~System() = default;
@@ -222,7 +223,7 @@ class HnswlibSystem : public System {
   void Search(const float* query, int ef, int64_t* labels) override {
     index_->setEf(ef);
     auto found = index_->searchKnn(query, kTopK);
-    // The queue holds the farthest on top.
+    // The queue has the farthest on top.
     for (int i = kTopK - 1; i >= 0; --i) {
       labels[i] = found.empty() ? -1 : static_cast<int64_t>(found.top().second);
       if (!found.empty()) found.pop();
@@ -256,7 +257,10 @@ std::unique_ptr<System> MakeSystem(const std::string& name, int m,
                                            *level);
     }
   }
-  std::fprintf(stderr, "unknown system %s\n", name.c_str());
+  std::fprintf(stderr,
+               "unknown system %s; expected faiss, vecdb-generic, "
+               "vecdb-avx2, vecdb-avx512 or hnswlib\n",
+               name.c_str());
   return nullptr;
 }
 

@@ -10,8 +10,8 @@ namespace vecdb::index {
 namespace {
 
 // Marks the nodes one search has reached. A node is visited when its mark
-// equals the current generation, so starting a search costs nothing but a
-// counter increment, except once every 65,535 searches.
+// equals the current generation, so starting a search only increments a
+// counter, except once every 65,535 searches, when the marks are cleared.
 class VisitedMarks {
  public:
   void Start(size_t node_count) {
@@ -22,7 +22,7 @@ class VisitedMarks {
     }
   }
 
-  // True the first time `node` is seen in this search.
+  // Returns true the first time `node` is seen in this search.
   bool Visit(int64_t node) {
     if (marks_[node] == generation_) return false;
     marks_[node] = generation_;
@@ -106,7 +106,7 @@ class GraphWalk {
     return entry;
   }
 
-  // Best-first search of level 0 from `entry`, keeping the `ef` best
+  // Searches level 0 best first from `entry` and keeps the `ef` best
   // admitted nodes in buffers.results.
   void SearchBottom(Scored entry, int ef, const AdmittedLabels& admitted) {
     std::vector<Scored>& candidates = buffers.candidates;
@@ -163,7 +163,8 @@ class GraphWalk {
     return vectors_ + node * dimension_;
   }
 
-  // The slice of graph_.neighbors that holds `node`'s links on `level`.
+  // Returns the slice of graph_.neighbors that contains `node`'s links on
+  // `level`.
   std::pair<size_t, size_t> Range(int64_t node, int level) const {
     const size_t base = graph_.offsets[node];
     return {base + graph_.cum_nneighbor_per_level[level],

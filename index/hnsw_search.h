@@ -29,10 +29,10 @@ struct AdmittedLabels {
 // keeps the `ef` best admitted nodes, ef >= k.
 //
 // FAISS's own IndexHNSW::search in version 1.7.3 allocates a visited table
-// of ntotal bytes per call, starts an OpenMP team even for one query, and
-// ignores a per-search efSearch unless its result queue is sized by k; this
-// walk keeps one visited table per thread, runs on the calling thread and
-// takes ef as given. Safe to call from many threads while nobody adds to
+// of ntotal bytes per call and starts an OpenMP team even for one query. It
+// also ignores a per-search efSearch unless its result queue is sized by k.
+// This walk keeps one visited table per thread, runs on the calling thread
+// and takes ef as given. Safe to call from many threads while nobody adds to
 // the graph.
 std::vector<Neighbor> SearchHnswGraph(const faiss::HNSW& graph,
                                       const SimdFlatIndex& storage,

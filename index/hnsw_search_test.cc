@@ -229,7 +229,7 @@ std::vector<Label> LabelsOf(const VectorIndex& index, const float* query) {
   return labels;
 }
 
-TEST(SimdLevelsTest, GraphBuiltAtOneLevelAnswersAlikeAtEvery) {
+TEST(SimdLevelsTest, SameResultsAtEveryLevel) {
   const SimdLevel before = ActiveSimdLevel();
   const std::vector<float> vectors =
       RandomVectors(kPoints, faiss::METRIC_L2, 3);
@@ -255,7 +255,7 @@ TEST(SimdLevelsTest, GraphBuiltAtOneLevelAnswersAlikeAtEvery) {
   SetSimdLevel(before);
 }
 
-TEST(SimdLevelsTest, SavedIndexIsPlainFaissAndPlainFaissLoads) {
+TEST(SimdLevelsTest, SavesAndLoadsPlainFaissFiles) {
   const std::vector<float> vectors =
       RandomVectors(kPoints, faiss::METRIC_L2, 5);
   const std::unique_ptr<VectorIndex> index = BuildHnsw(vectors);

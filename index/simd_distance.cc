@@ -70,7 +70,7 @@ VECDB_AVX512 inline float SumLanes(__m512 sum) {
       _mm256_add_ps(_mm256_load_ps(lanes), _mm256_load_ps(lanes + 8)));
 }
 
-// Four accumulators of 8 floats keep the FMA units busy; the last
+// Four accumulators of 8 floats keep the FMA units busy. The last
 // dimension % 8 floats are added one by one.
 template <typename Step>
 VECDB_AVX2 float SumAvx2(const float* a, const float* b, size_t dimension) {
@@ -97,9 +97,8 @@ VECDB_AVX2 float SumAvx2(const float* a, const float* b, size_t dimension) {
   return total;
 }
 
-// Two accumulators of 16 floats; the tail is one masked block, whose
-// loads read only the remaining floats and fill the rest of the lanes
-// with zeros.
+// Two accumulators of 16 floats. The tail is one masked block: its loads
+// read only the remaining floats and put zeros in the other lanes.
 template <typename Step>
 VECDB_AVX512 float SumAvx512(const float* a, const float* b, size_t dimension) {
   __m512 sum0 = _mm512_setzero_ps();
@@ -144,9 +143,9 @@ SimdLevel DetectSimdLevel() {
 
 SimdLevel Lower(SimdLevel a, SimdLevel b) { return a < b ? a : b; }
 
-// The level at start: the supported one, lowered by VECDB_SIMD. An
-// unknown value is ignored; the server logs the active level at start, so
-// a misspelt value shows there.
+// Returns the level at start: the supported one, lowered by VECDB_SIMD. An
+// unknown value is ignored, and the server logs the active level at start,
+// so a misspelt value shows there.
 SimdLevel InitialLevel() {
   SimdLevel level = SupportedSimdLevel();
   if (const char* requested = std::getenv("VECDB_SIMD")) {

@@ -94,7 +94,7 @@ TEST(SimdDistanceTest, TailReadsNothingPastTheVector) {
   }
 }
 
-TEST(SimdDistanceTest, SetSimdLevelStaysWithinWhatTheCpuSupports) {
+TEST(SimdDistanceTest, SetLevelCapsAtSupported) {
   const SimdLevel before = ActiveSimdLevel();
   EXPECT_EQ(SetSimdLevel(SimdLevel::kGeneric), SimdLevel::kGeneric);
   EXPECT_EQ(&ActiveKernels(), &KernelsFor(SimdLevel::kGeneric));

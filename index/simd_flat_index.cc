@@ -15,7 +15,7 @@ DistanceKernel KernelFor(faiss::MetricType metric) {
                                                : kernels.l2_squared;
 }
 
-// What HNSW construction and search call for every distance.
+// The distance computer that HNSW construction calls for every distance.
 class SimdDistanceComputer : public faiss::FlatCodesDistanceComputer {
  public:
   explicit SimdDistanceComputer(const SimdFlatIndex& index)

@@ -13,8 +13,8 @@ namespace vecdb::index {
 // of simd_distance.h instead of Debian's generic FAISS loops.
 //
 // FAISS keeps using it as an IndexFlat: an IndexHNSWFlat whose storage is a
-// SimdFlatIndex builds its graph with these kernels, since HNSW asks its
-// storage for a distance computer. faiss::write_index saves it as a plain
+// SimdFlatIndex builds its graph with these kernels, because HNSW takes its
+// distance computer from the storage. faiss::write_index saves it as a plain
 // IndexFlat, so files stay readable by any FAISS; FromFlat turns what
 // faiss::read_index returns back into a SimdFlatIndex.
 //

@@ -228,9 +228,8 @@ void UseSimdVectors(std::unique_ptr<faiss::Index>& index) {
 float Distance(IndexMetric metric, const float* a, const float* b,
                int dimension) {
   const DistanceKernels& kernels = ActiveKernels();
-  return metric == IndexMetric::kL2
-             ? kernels.l2_squared(a, b, dimension)
-             : kernels.inner_product(a, b, dimension);
+  return metric == IndexMetric::kL2 ? kernels.l2_squared(a, b, dimension)
+                                    : kernels.inner_product(a, b, dimension);
 }
 
 bool NeedsTraining(IndexKind kind) {
