@@ -29,7 +29,8 @@ bench/comparison/{vecdb,faiss,hnswlib}_adapter.py and
   empty folder the adapter may use), m, ef_construction,
   latency_ef_search (the ef_search at which vecdb measured latency, for
   the peers; absent for vecdb itself), latency_requests (Search calls per
-  concurrency level) and label (for progress lines).
+  concurrency level), repeats (passes over the queries per measurement,
+  of which the fastest counts) and label (for progress lines).
 The ids of the points are their row numbers, as decimal strings where a
 system needs strings. OUT.json contains
   system, version, index, ingest_seconds, disk_bytes, peak_rss_bytes (or
@@ -108,6 +109,9 @@ def parse_args():
                         help="Search calls per concurrency level (default: "
                         "2000, or 600 with --quick)")
 
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="passes over the queries for each q/s figure; "
+                        "the fastest counts (default: %(default)s)")
     parser.add_argument("--server-binary",
                         default=os.path.join(REPO, "build", "rpc",
                                              "vecdb-server"),
@@ -227,7 +231,8 @@ def run_dataset(dataset, systems, args, peer_install_error):
             "ef_search": EF_SEARCH, "concurrency": CONCURRENCY,
             "m": M, "ef_construction": EF_CONSTRUCTION,
             "label": dataset.name,
-            "latency_requests": args.latency_requests}
+            "latency_requests": args.latency_requests,
+            "repeats": args.repeats}
     results = []
     for system in systems:
         display = PYTHON_SYSTEMS.get(system) or NODE_PEERS[system]
@@ -311,7 +316,11 @@ def main():
         "at a time: vecdb's server pinned to CPU 0 and its Python gRPC "
         "client to CPU 1 (taskset), FAISS and hnswlib in one thread on "
         "CPU 0. \"q/s batch\" is batches of 100 queries on both cores "
-        "(vecdb SearchBatch). vecdb's ingest is two Import streams of "
+        f"(vecdb SearchBatch). Each q/s figure is the fastest of "
+        f"{args.repeats} passes over the queries, the one least disturbed "
+        "by other work; the ids of the first pass give the recall. "
+        "vecdb's client is Python, so its per-call cost is part of "
+        "vecdb's single q/s. vecdb's ingest is two Import streams of "
         "1,000-point requests, timed until every point is in the graph; "
         "FAISS and hnswlib time adding the vectors in chunks of 10,000 on "
         "both cores. Peak RSS is the process's VmHWM: vecdb's server, or "

@@ -60,12 +60,13 @@ def main(spec_path, out_path):
         previous = common.pin_current_thread(0)
         found, single_qps = common.time_single_queries(
             lambda i: index.search(queries[i:i + 1], common.TOP_K)[1][0],
-            queries)
+            len(queries), spec.get("repeats", 1))
         os.sched_setaffinity(0, previous)
 
         faiss.omp_set_num_threads(cores)
         batch_qps = common.time_batches(
-            lambda rows: index.search(rows, common.TOP_K), queries)
+            lambda rows: index.search(rows, common.TOP_K), queries,
+            spec.get("repeats", 1))
         sweep.append({"param": f"ef_search {ef}", "qps": single_qps,
                       "batch_qps": batch_qps,
                       "ids": [[int(i) for i in row] for row in found]})

@@ -50,12 +50,13 @@ def main(spec_path, out_path):
         found, single_qps = common.time_single_queries(
             lambda i: index.knn_query(queries[i], common.TOP_K,
                                       num_threads=1)[0][0],
-            queries)
+            len(queries), spec.get("repeats", 1))
         os.sched_setaffinity(0, previous)
 
         batch_qps = common.time_batches(
             lambda rows: index.knn_query(rows, common.TOP_K,
-                                         num_threads=cores), queries)
+                                         num_threads=cores), queries,
+            spec.get("repeats", 1))
         sweep.append({"param": f"ef_search {ef}", "qps": single_qps,
                       "batch_qps": batch_qps,
                       "ids": [[int(i) for i in row] for row in found]})

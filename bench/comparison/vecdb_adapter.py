@@ -7,17 +7,17 @@ Beside the common fields, SPEC.json needs "server_binary" (vecdb-server),
 (an .npy array of exact ids per query, used to pick the latency ef_search).
 
 Steps:
-  ingest   an HNSW collection is loaded through two parallel Import
-           streams of requests of 1,000 points, timed until no point waits
-           for the graph;
-  single   each ef_search runs every query as one Search call, the server
-           pinned to CPU 0 and this client to CPU 1 with taskset;
-  batch    SearchBatch requests of 100 queries, both processes on every
-           core;
+  ingest   Two parallel Import streams of 1,000-point requests load an
+           HNSW collection. The time runs until no point waits for the
+           graph.
+  single   Every query is one Search call. The server is pinned to CPU 0
+           and this client to CPU 1 with taskset.
+  batch    SearchBatch requests of 100 queries, with both processes on
+           every core.
   latency  1, 4 and 16 client processes (grpc_clients.py) send Search
            calls at the smallest ef_search of the sweep that reaches
-           recall@10 0.95, or the largest when none does;
-  size     the server's VmHWM just before a clean stop, which writes the
+           recall@10 0.95, or the largest when none does.
+  size     The server's VmHWM just before a clean stop, which writes the
            index checkpoints, and then the bytes of its data dir.
 """
 
@@ -142,7 +142,8 @@ def sweep_ef(harness, server, spec, queries, progress):
         for request in requests[:10]:
             search(request)
         replies, single_qps = common.time_single_queries(
-            lambda i: search(requests[i]), requests)
+            lambda i: search(requests[i]), len(requests),
+            spec.get("repeats", 1))
         pin(server.process.pid, all_cpus)
         pin(os.getpid(), all_cpus)
 
@@ -154,10 +155,10 @@ def sweep_ef(harness, server, spec, queries, progress):
         ).SerializeToString()
             for first in range(0, len(queries), common.BATCH_SIZE)]
         search_batch(batches[0])
-        began = time.perf_counter()
-        for batch in batches:
-            search_batch(batch)
-        batch_qps = len(queries) / (time.perf_counter() - began)
+        _, batches_per_second = common.time_single_queries(
+            lambda i: search_batch(batches[i]), len(batches),
+            spec.get("repeats", 1))
+        batch_qps = batches_per_second * len(queries) / len(batches)
 
         ids = [[int(hit.id) for hit in pb2.SearchResponse.FromString(
             reply).hits] for reply in replies]
