@@ -79,18 +79,27 @@ ADAPTER_TIMEOUT_SECONDS = 6 * 3600
 STARTED = time.monotonic()
 
 
+def option_defaults(quick):
+    """Return the default of each option that shown_command may print."""
+    return {"datasets": ",".join(datasets.DATASETS),
+            "systems": ",".join(SYSTEMS), "repeats": 3,
+            "queries": 300 if quick else 1000,
+            "latency_requests": 600 if quick else 2000}
+
+
 def parse_args():
+    defaults = option_defaults(quick=False)
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n")[0],
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="use the 200,000-row synthetic subset and at "
                         "most 300 queries per data set")
 
-    parser.add_argument("--datasets", default=",".join(datasets.DATASETS),
+    parser.add_argument("--datasets", default=defaults["datasets"],
                         help="comma-separated data sets "
                         "(default: %(default)s)")
-    parser.add_argument("--systems", default=",".join(SYSTEMS),
+    parser.add_argument("--systems", default=defaults["systems"],
                         help="comma-separated systems (default: %(default)s)")
 
     default_cache = os.environ.get("VECDB_CACHE_DIR",
@@ -109,7 +118,7 @@ def parse_args():
                         help="Search calls per concurrency level (default: "
                         "2000, or 600 with --quick)")
 
-    parser.add_argument("--repeats", type=int, default=3,
+    parser.add_argument("--repeats", type=int, default=defaults["repeats"],
                         help="passes over the queries for each q/s figure; "
                         "the fastest counts (default: %(default)s)")
     parser.add_argument("--server-binary",
@@ -138,10 +147,11 @@ def parse_args():
         if name not in SYSTEMS:
             parser.error(f"unknown system {name!r}; choose from "
                          f"{', '.join(SYSTEMS)}")
+    counts = option_defaults(args.quick)
     if args.queries is None:
-        args.queries = 300 if args.quick else 1000
+        args.queries = counts["queries"]
     if args.latency_requests is None:
-        args.latency_requests = 600 if args.quick else 2000
+        args.latency_requests = counts["latency_requests"]
     if args.output is None:
         args.output = os.path.join(BENCH_DIR, "results",
                                    "compare-quick.md" if args.quick
@@ -274,6 +284,20 @@ def machine_description():
     return f"{os.cpu_count()} cores ({model}), {memory / 2**30:.0f} GiB"
 
 
+def shown_command(args):
+    """Return the command line of this run without the default paths."""
+    words = ["bench/compare.py"]
+    defaults = option_defaults(args.quick)
+    if args.quick:
+        words.append("--quick")
+    for option in ("datasets", "systems", "queries", "latency_requests",
+                   "repeats"):
+        value = getattr(args, option)
+        if value != defaults[option]:
+            words.append(f"--{option.replace('_', '-')} {value}")
+    return " ".join(words)
+
+
 def main():
     args = parse_args()
     systems = [name for name in SYSTEMS if name in args.systems.split(",")]
@@ -300,7 +324,7 @@ def main():
                                     peer_install_error)
 
     load_after = load_average()
-    command = "bench/compare.py " + " ".join(sys.argv[1:])
+    command = shown_command(args)
     header = [
         "# vecdb beside raw FAISS, hnswlib, LanceDB and Chroma", "",
         f"Produced by `{command.strip()}` (`scripts/bench.sh` runs it), "
