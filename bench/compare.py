@@ -152,6 +152,7 @@ def parse_args():
         args.queries = counts["queries"]
     if args.latency_requests is None:
         args.latency_requests = counts["latency_requests"]
+    args.custom_output = args.output is not None
     if args.output is None:
         args.output = os.path.join(BENCH_DIR, "results",
                                    "compare-quick.md" if args.quick
@@ -295,6 +296,8 @@ def shown_command(args):
         value = getattr(args, option)
         if value != defaults[option]:
             words.append(f"--{option.replace('_', '-')} {value}")
+    if args.custom_output:
+        words.append(f"--output {os.path.relpath(args.output, REPO)}")
     return " ".join(words)
 
 

@@ -140,8 +140,10 @@ def prepare(name, cache_dir, fiori_cache_dir, quick, query_limit, log):
         base_count = SYNTHETIC_QUICK if quick else SYNTHETIC_FULL
         base, queries = synthetic_files(cache_dir, base_count, log)
         dim, available, seed = 128, SYNTHETIC_QUERIES, SYNTHETIC_SEED
-        source = (f"bench/clustered.py, seed {seed}: the first {base_count} "
-                  f"of {SYNTHETIC_FULL} base rows, further rows as queries")
+        share = ("all" if base_count == SYNTHETIC_FULL else
+                 f"the first {base_count:,} of {SYNTHETIC_FULL:,}")
+        source = (f"bench/clustered.py, seed {seed}: {share} base rows, "
+                  "further rows as queries")
 
     query_count = min(available, query_limit)
     truth_path = os.path.join(
