@@ -297,7 +297,10 @@ def shown_command(args):
         if value != defaults[option]:
             words.append(f"--{option.replace('_', '-')} {value}")
     if args.custom_output:
-        words.append(f"--output {os.path.relpath(args.output, REPO)}")
+        output = os.path.abspath(args.output)
+        inside = os.path.relpath(output, REPO)
+        shown = output if inside.startswith("..") else inside
+        words.append(f"--output {shown}")
     return " ".join(words)
 
 
