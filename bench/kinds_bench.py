@@ -54,6 +54,7 @@ import faiss  # noqa: E402
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 
+from clustered import clustered_vectors  # noqa: E402
 from vecdb.v1 import vecdb_pb2, vecdb_pb2_grpc  # noqa: E402
 
 TOP_K = 10
@@ -83,26 +84,6 @@ def parse_args():
                         help="folder with the Fashion-MNIST IDX files "
                         "(default: %(default)s)")
     return parser.parse_args()
-
-
-def synthetic(count, queries, dimension=128, centres=1000, spread=16,
-              seed=5):
-    """Return (base, queries) float32 arrays from the seeded generator."""
-    random = np.random.default_rng(seed)
-    centre_vectors = random.normal(0, 1, (centres, dimension))
-    bases = random.normal(0, 0.1, (centres, spread, dimension))
-    total = count + queries
-    assignment = random.integers(0, centres, total)
-    offsets = random.normal(0, 1, (total, spread))
-    vectors = np.empty((total, dimension), dtype=np.float32)
-    for first in range(0, total, 100000):
-        last = min(first + 100000, total)
-        chosen = assignment[first:last]
-        vectors[first:last] = (
-            centre_vectors[chosen]
-            + np.einsum("ns,nsd->nd", offsets[first:last], bases[chosen])
-            + random.normal(0, 0.05, (last - first, dimension)))
-    return vectors[:count], vectors[count:]
 
 
 def read_images(path):
@@ -304,7 +285,7 @@ def main():
             grpc.insecure_channel(address, options=CHANNEL_OPTIONS))
         for dataset in args.datasets.split(","):
             if dataset == "synthetic":
-                base, queries = synthetic(args.points, args.queries)
+                base, queries = clustered_vectors(args.points, args.queries)
             elif dataset == "fashion":
                 base = read_images(os.path.join(
                     args.fashion_dir, "train-images-idx3-ubyte.gz"))

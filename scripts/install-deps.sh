@@ -2,7 +2,8 @@
 # Install the Debian 12 packages that vecdb needs to build, test, benchmark
 # and run its examples. Only missing packages are installed, so a second run
 # prints nothing and exits 0. Runs apt-get through sudo when not root.
-# With --fuzz it also installs clang and libFuzzer for scripts/fuzz.sh.
+# With --fuzz it also installs clang and libFuzzer for scripts/fuzz.sh; with
+# --bench, hnswlib's Python module and matplotlib for bench/compare.py.
 set -euo pipefail
 
 packages=(
@@ -15,9 +16,17 @@ packages=(
   python3-grpcio python3-numpy python3-faiss libhnswlib-dev
   dataset-fashion-mnist
 )
-if [[ "${1:-}" == --fuzz ]]; then
-  packages+=(clang libfuzzer-14-dev)
-fi
+for option in "$@"; do
+  case "${option}" in
+    --fuzz) packages+=(clang libfuzzer-14-dev) ;;
+    --bench) packages+=(python3-hnswlib python3-matplotlib util-linux) ;;
+    *)
+      echo "install-deps.sh: unknown option ${option}; use --fuzz or" \
+        "--bench" >&2
+      exit 2
+      ;;
+  esac
+done
 
 is_installed() {
   local status
