@@ -125,6 +125,12 @@ def parse_args():
                         default=os.path.join(REPO, "build", "rpc",
                                              "vecdb-server"),
                         help="vecdb-server to start (default: %(default)s)")
+    parser.add_argument("--search-client",
+                        default=os.path.join(REPO, "build", "bench",
+                                             "search_client"),
+                        help="C++ Search client that measures vecdb a second "
+                        "time without Python's per-call cost; skipped when "
+                        "missing (default: %(default)s)")
     parser.add_argument("--python-stubs",
                         default=os.path.join(REPO, "build", "python"),
                         help="folder of the generated vecdb/v1 Python stubs "
@@ -254,6 +260,11 @@ def run_dataset(dataset, systems, args, peer_install_error):
             system_spec.update(server_binary=args.server_binary,
                                python_stubs=args.python_stubs,
                                truth=dataset.truth_path)
+            if os.path.exists(args.search_client):
+                system_spec["search_client"] = args.search_client
+            else:
+                log(f"{args.search_client} not found: vecdb is measured "
+                    f"from Python only")
         if system in NODE_PEERS and peer_install_error:
             out = {"system": display, "sweep": [], "latency": [],
                    "error": f"not installed: {peer_install_error}"}
@@ -263,14 +274,26 @@ def run_dataset(dataset, systems, args, peer_install_error):
         else:
             out = run_adapter(adapter, system_spec, display)
         out["system"] = display
-        for entry in out.get("sweep") or []:
-            entry["recall"] = common.recall_at_k(entry.pop("ids"),
-                                                 dataset.truth)
         if system == "vecdb" and out.get("latency"):
             spec["latency_ef_search"] = out["latency"][0].get("ef_search")
         if out.get("error"):
             log(f"{dataset.name}: {display} failed: {out['error']}")
+        # A variant is the same server measured from another client: it
+        # shares the ingest, memory, disk and batch figures.
+        variants = out.pop("variants", None) or []
         results.append(out)
+        for variant in variants:
+            batch = {entry["param"]: entry.get("batch_qps")
+                     for entry in out.get("sweep") or []}
+            sweep = [dict(entry, batch_qps=batch.get(entry["param"]))
+                     for entry in variant["sweep"]]
+            results.append(dict(out, system=f"{display} ({variant['client']})",
+                                sweep=sweep, latency=variant["latency"]))
+        for result in results[-1 - len(variants):]:
+            for entry in result.get("sweep") or []:
+                if "ids" in entry:
+                    entry["recall"] = common.recall_at_k(entry.pop("ids"),
+                                                         dataset.truth)
     return results
 
 
@@ -350,7 +373,9 @@ def main():
         f"{args.repeats} passes over the queries, the one least disturbed "
         "by other work; the ids of the first pass give the recall. "
         "vecdb's client is Python, so its per-call cost is part of "
-        "vecdb's single q/s. vecdb's ingest is two Import streams of "
+        "vecdb's single q/s; \"vecdb (C++ client)\" is the same server "
+        "measured from bench/search_client, whose latency clients are "
+        "threads of one process. vecdb's ingest is two Import streams of "
         "1,000-point requests, timed until every point is in the graph; "
         "FAISS and hnswlib time adding the vectors in chunks of 10,000 on "
         "both cores. Peak RSS is the process's VmHWM: vecdb's server, or "

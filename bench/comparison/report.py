@@ -153,8 +153,9 @@ def goal_ratios(results):
             return None, f"{system} never reached recall@10 {TARGET_RECALL}"
         return found, f"{system} at {found['param']}"
 
-    def ratio(name, goal, system, field="qps", other_field=None):
-        mine, my_note = entry("vecdb")
+    def ratio(name, goal, system, field="qps", other_field=None,
+              me="vecdb"):
+        mine, my_note = entry(me)
         theirs, their_note = entry(system)
         note = f"{my_note}; {their_note}"
         if mine is None or theirs is None or not theirs.get(
@@ -163,24 +164,30 @@ def goal_ratios(results):
         return (name, mine[field] / theirs[other_field or field], goal,
                 note)
 
-    rows = [
-        ratio("vecdb single q/s / FAISS single q/s", ">= 0.7", "FAISS"),
-        ratio("vecdb single q/s / Chroma q/s", ">= 4", "Chroma"),
-        ratio("vecdb single q/s / LanceDB q/s", ">= 4", "LanceDB"),
-        ratio("vecdb SearchBatch q/s / FAISS batch q/s", ">= 0.9", "FAISS",
-              field="batch_qps"),
-        ratio("vecdb single q/s / hnswlib single q/s", ">= 1", "hnswlib"),
-    ]
+    rows = [ratio("vecdb SearchBatch q/s / FAISS batch q/s", ">= 0.9",
+                  "FAISS", field="batch_qps")]
+    clients = [name for name in ("vecdb", "vecdb (C++ client)")
+               if name in by_system]
+    for me in clients or ["vecdb"]:
+        rows += [
+            ratio(f"{me} single q/s / FAISS single q/s", ">= 0.7", "FAISS",
+                  me=me),
+            ratio(f"{me} single q/s / Chroma q/s", ">= 4", "Chroma", me=me),
+            ratio(f"{me} single q/s / LanceDB q/s", ">= 4", "LanceDB",
+                  me=me),
+            ratio(f"{me} single q/s / hnswlib single q/s", ">= 1",
+                  "hnswlib", me=me),
+        ]
+        latency = [row for row in (by_system.get(me) or {}).get("latency")
+                   or [] if row["clients"] == 16]
+        if latency:
+            rows.append((f"{me} p99 / p50 with 16 clients",
+                         latency[0]["p99_ms"] / latency[0]["p50_ms"],
+                         "<= 4", f"ef_search {latency[0].get('ef_search')}"))
+        else:
+            rows.append((f"{me} p99 / p50 with 16 clients", None, "<= 4",
+                         f"no {me} latency with 16 clients"))
     vecdb = by_system.get("vecdb")
-    latency = [row for row in (vecdb or {}).get("latency") or []
-               if row["clients"] == 16]
-    if latency:
-        rows.append(("vecdb p99 / p50 with 16 clients",
-                     latency[0]["p99_ms"] / latency[0]["p50_ms"], "<= 4",
-                     f"ef_search {latency[0].get('ef_search')}"))
-    else:
-        rows.append(("vecdb p99 / p50 with 16 clients", None, "<= 4",
-                     "no vecdb latency with 16 clients"))
     faiss = by_system.get("FAISS")
     if (vecdb and faiss and not vecdb.get("error")
             and not faiss.get("error")):

@@ -19,8 +19,15 @@ Steps:
            recall@10 0.95, or the largest when none does.
   size     The server's VmHWM just before a clean stop, which writes the
            index checkpoints, and then the bytes of its data dir.
+
+When SPEC.json also names "search_client" (build/bench/search_client),
+the single and latency steps run a second time from that C++ client,
+whose threads replace the client processes. OUT.json then carries them
+under "variants", as [{"client": "C++ client", "sweep": ..., "latency":
+...}], which bench/compare.py reports as a system of its own.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -189,6 +196,55 @@ def measure_latency(harness, server, spec, queries, ef, progress):
     return results
 
 
+def cpp_client_variant(server, spec, queries, ef, progress):
+    """Measure single queries and latency again with bench/search_client.
+
+    The client writes the hit ids of every query and the latency
+    percentiles as JSON; its single queries run pinned to CPU 1 with the
+    server on CPU 0, its latency threads on every core.
+    """
+    work_dir = spec["work_dir"]
+    queries_path = os.path.join(work_dir, "cpp-queries.f32")
+    queries.astype("<f4").tofile(queries_path)
+    common_args = [spec["search_client"], "--server",
+                   f"127.0.0.1:{server.port}", "--collection", COLLECTION,
+                   "--queries", queries_path, "--dimension", str(spec["dim"]),
+                   "--top_k", str(common.TOP_K),
+                   "--passes", str(spec.get("repeats", 1))]
+
+    progress("single queries from the C++ client")
+    all_cpus = ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0)))
+    single_path = os.path.join(work_dir, "cpp-single.json")
+    pin(server.process.pid, "0")
+    try:
+        subprocess.run(["taskset", "-c", "1"] + common_args + [
+            "--ef_search", ",".join(map(str, spec["ef_search"])),
+            "--clients", "", "--out", single_path], check=True)
+    finally:
+        pin(server.process.pid, all_cpus)
+
+    progress(f"latency at ef_search {ef} from the C++ client")
+    latency_path = os.path.join(work_dir, "cpp-latency.json")
+    subprocess.run(common_args + [
+        "--ef_search", "", "--clients",
+        ",".join(map(str, spec["concurrency"])),
+        "--latency_ef_search", str(ef),
+        "--latency_queries", str(spec.get("latency_requests", 2000)),
+        "--out", latency_path], check=True)
+
+    with open(single_path) as file:
+        single = json.load(file)
+    with open(latency_path) as file:
+        latency = json.load(file)
+    sweep = [{"param": f"ef_search {entry['ef_search']}",
+              "qps": entry["qps"],
+              "ids": [[int(hit) for hit in hits] for hits in entry["ids"]]}
+             for entry in single["sweep"]]
+    return {"client": "C++ client", "sweep": sweep,
+            "latency": [dict(row, ef_search=ef)
+                        for row in latency["latency"]]}
+
+
 def vecdb_version():
     result = subprocess.run(["git", "-C", REPO, "describe", "--always",
                              "--dirty"], capture_output=True, text=True,
@@ -212,6 +268,10 @@ def main(spec_path, out_path):
         ef = latency_ef(spec, sweep)
         latency = measure_latency(harness, server, spec, queries, ef,
                                   progress)
+        variants = []
+        if spec.get("search_client"):
+            variants.append(cpp_client_variant(server, spec, queries, ef,
+                                               progress))
         peak_rss = common.peak_rss_bytes(server.process.pid)
         progress("clean stop")
         server.stop()
@@ -229,6 +289,7 @@ def main(spec_path, out_path):
         "peak_rss_bytes": peak_rss,
         "sweep": sweep,
         "latency": latency,
+        "variants": variants,
         "error": None,
     })
     return 0
