@@ -26,4 +26,5 @@ fi
 # this Python.
 exec /usr/bin/python3 "${repo_root}/bench/compare.py" \
   --server-binary "${VECDB_BUILD_DIR}/rpc/vecdb-server" \
+  --search-client "${VECDB_BUILD_DIR}/bench/search_client" \
   --python-stubs "${VECDB_BUILD_DIR}/python" "$@"
