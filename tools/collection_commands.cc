@@ -209,7 +209,8 @@ int RunUpdateCollection(const ConnectionOptions& connection,
   }
 
   // UpdateCollection takes the whole config, so the current one fills in
-  // what the command line leaves out.
+  // what the command line leaves out. NOTE: an update by another client
+  // between the two calls is overwritten with the values read here.
   auto stub = v1::VectorDB::NewStub(MakeChannel(connection));
   v1::CollectionInfo current;
   {
