@@ -23,8 +23,9 @@ maintenance thread has trained the index (index_state READY), and reports:
               that growth reserved
   total B/pt  CollectionInfo.memory_bytes per point, which adds the id maps
 Then it sweeps nprobe (IVF) or ef_search (HNSW kinds) and runs all queries
-as one SearchBatch, with rerank for the compressed kinds, reporting
-recall@10 and queries per second. Raw FAISS runs the same index with the
+as one SearchBatch, with rerank of --oversampling (default 4) candidates
+per hit for the compressed kinds, reporting recall@10 and queries per
+second. Raw FAISS runs the same index with the
 same parameters in this process beside it: its build time covers train and
 add, its B/pt is the size of faiss.serialize_index, and its compressed
 kinds rerank the same number of candidates with numpy.
@@ -58,7 +59,7 @@ from clustered import clustered_vectors  # noqa: E402
 from vecdb.v1 import vecdb_pb2, vecdb_pb2_grpc  # noqa: E402
 
 TOP_K = 10
-OVERSAMPLING = 4
+DEFAULT_OVERSAMPLING = 4
 CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1),
                    ("grpc.max_receive_message_length", -1)]
 READY_TIMEOUT_SECONDS = 3600
@@ -79,6 +80,10 @@ def parse_args():
                         default="HNSW,IVF_FLAT,IVF_PQ,SQ8,HNSW_SQ8",
                         help="comma-separated kinds to run "
                         "(default: %(default)s)")
+    parser.add_argument("--oversampling", type=int,
+                        default=DEFAULT_OVERSAMPLING,
+                        help="candidates per hit that the compressed kinds "
+                        "rerank (default: %(default)s)")
     parser.add_argument("--fashion-dir",
                         default="/usr/share/datasets/fashion-mnist",
                         help="folder with the Fashion-MNIST IDX files "
@@ -141,7 +146,7 @@ def recall_at_k(found_ids, truth):
 
 
 def vecdb_run(stub, name, base, queries, truth, config, sweep_field,
-              sweep_values, rerank):
+              sweep_values, rerank, oversampling):
     start = time.perf_counter()
     stub.CreateCollection(vecdb_pb2.CreateCollectionRequest(
         name=name, dimension=base.shape[1], metric=vecdb_pb2.L2,
@@ -166,7 +171,7 @@ def vecdb_run(stub, name, base, queries, truth, config, sweep_field,
     rows = []
     for value in sweep_values:
         params = vecdb_pb2.SearchParams(rerank=rerank,
-                                        oversampling=OVERSAMPLING)
+                                        oversampling=oversampling)
         if sweep_field:
             setattr(params, sweep_field, value)
         request = vecdb_pb2.SearchBatchRequest(collection=name, searches=[
@@ -205,7 +210,7 @@ def faiss_index(label, dimension, config):
 
 
 def faiss_run(label, base, queries, truth, config, sweep_field, sweep_values,
-              rerank):
+              rerank, oversampling):
     index = faiss_index(label, base.shape[1], config)
     start = time.perf_counter()
     if not index.is_trained:
@@ -220,7 +225,7 @@ def faiss_run(label, base, queries, truth, config, sweep_field, sweep_values,
     build = time.perf_counter() - start
     size = len(faiss.serialize_index(index)) / len(base)
     rows = []
-    fetched = TOP_K * OVERSAMPLING if rerank else TOP_K
+    fetched = TOP_K * oversampling if rerank else TOP_K
     for value in sweep_values:
         if sweep_field == "nprobe":
             index.nprobe = value
@@ -241,7 +246,7 @@ def faiss_run(label, base, queries, truth, config, sweep_field, sweep_values,
     return build, size, rows
 
 
-def run_dataset(stub, dataset, base, queries, kinds):
+def run_dataset(stub, dataset, base, queries, kinds, oversampling):
     flat = faiss.IndexFlatL2(base.shape[1])
     flat.add(base)
     _, truth = flat.search(queries, TOP_K)
@@ -257,20 +262,21 @@ def run_dataset(stub, dataset, base, queries, kinds):
             continue
         name = f"{dataset}_{label.lower()}"
         build, index_bytes, total_bytes, rows = vecdb_run(
-            stub, name, base, queries, truth, config, field, values, rerank)
+            stub, name, base, queries, truth, config, field, values, rerank,
+            oversampling)
         for value, recall, qps in rows:
             param = f"{field} {value}" if field else "-"
             if rerank:
-                param += f", rerank x{OVERSAMPLING}"
+                param += f", rerank x{oversampling}"
             print(f"| {label} | vecdb | {build:.1f} | {index_bytes:.1f} | "
                   f"{total_bytes:.1f} | {param} | {recall:.4f} | {qps:.0f} |")
         stub.DropCollection(vecdb_pb2.DropCollectionRequest(name=name))
         build, size, rows = faiss_run(label, base, queries, truth, config,
-                                      field, values, rerank)
+                                      field, values, rerank, oversampling)
         for value, recall, qps in rows:
             param = f"{field} {value}" if field else "-"
             if rerank:
-                param += f", rerank x{OVERSAMPLING}"
+                param += f", rerank x{oversampling}"
             print(f"| {label} | FAISS | {build:.1f} | {size:.1f} | - | "
                   f"{param} | {recall:.4f} | {qps:.0f} |")
 
@@ -296,7 +302,7 @@ def main():
                 raise SystemExit(f"unknown dataset {dataset!r}; use "
                                  "synthetic or fashion")
             run_dataset(stub, dataset, base, queries,
-                        args.kinds.split(","))
+                        args.kinds.split(","), args.oversampling)
     finally:
         process.terminate()
         process.wait()

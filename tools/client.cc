@@ -55,6 +55,14 @@ std::string IndexKindName(v1::IndexKind kind) {
       return "flat";
     case v1::HNSW:
       return "hnsw";
+    case v1::IVF_FLAT:
+      return "ivf_flat";
+    case v1::IVF_PQ:
+      return "ivf_pq";
+    case v1::SQ8:
+      return "sq8";
+    case v1::HNSW_SQ8:
+      return "hnsw_sq8";
     default:
       return "unspecified";
   }

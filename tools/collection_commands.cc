@@ -52,20 +52,44 @@ std::string CompactJson(const google::protobuf::Struct& metadata) {
   return json;
 }
 
-std::string FormatIndex(const v1::IndexConfig& index) {
-  if (index.kind() != v1::HNSW) return IndexKindName(index.kind());
-  return absl::StrFormat("hnsw (m %d, ef_construction %d, ef_search %d)",
-                         index.m(), index.ef_construction(), index.ef_search());
-}
-
 void PrintCollection(const v1::CollectionInfo& info) {
-  absl::PrintF("name:         %s\n", info.name());
-  absl::PrintF("dimension:    %d\n", info.dimension());
-  absl::PrintF("metric:       %s\n", MetricName(info.metric()));
-  absl::PrintF("index:        %s\n", FormatIndex(info.index()));
-  absl::PrintF("points:       %d\n", info.point_count());
-  absl::PrintF("disk bytes:   %d (estimate)\n", info.disk_bytes());
-  absl::PrintF("memory bytes: %d (estimate)\n", info.memory_bytes());
+  const v1::IndexConfig& index = info.index();
+  absl::PrintF("name:               %s\n", info.name());
+  absl::PrintF("dimension:          %d\n", info.dimension());
+  absl::PrintF("metric:             %s\n", MetricName(info.metric()));
+  absl::PrintF("index:              %s\n", FormatIndex(index));
+  if (index.kind() == v1::IVF_PQ) {
+    absl::PrintF(
+        "code size:          %d bytes per vector (pq_m %d x pq_bits "
+        "%d, rounded up to whole bytes)\n",
+        (index.pq_m() * index.pq_bits() + 7) / 8, index.pq_m(),
+        index.pq_bits());
+  }
+  absl::PrintF("index state:        %s\n", DescribeIndexState(info));
+  if (info.training_threshold() > 0) {
+    absl::PrintF("training threshold: %d points\n", info.training_threshold());
+  } else {
+    absl::PrintF("training threshold: none, %s needs no training\n",
+                 IndexKindName(index.kind()));
+  }
+  absl::PrintF("points:             %d\n", info.point_count());
+  if (info.unindexed_points() > 0) {
+    absl::PrintF(
+        "unindexed points:   %d, found by an exact scan until the "
+        "background thread adds them to the index\n",
+        info.unindexed_points());
+  }
+  absl::PrintF("index memory:       %s (%d bytes, estimate)\n",
+               FormatBytes(info.index_memory_bytes()),
+               info.index_memory_bytes());
+  absl::PrintF(
+      "memory:             %s (%d bytes, estimate: index, id maps "
+      "and metadata)\n",
+      FormatBytes(info.memory_bytes()), info.memory_bytes());
+  absl::PrintF("disk:               %s (%d bytes, estimate)\n",
+               FormatBytes(info.disk_bytes()), info.disk_bytes());
+  absl::PrintF("index builds:       %d since the server started\n",
+               info.index_builds());
 }
 
 }  // namespace
@@ -92,19 +116,9 @@ absl::StatusOr<v1::CreateCollectionRequest> MakeCreateRequest(
         "unknown metric '", settings.metric, "'; expected cosine, dot or l2"));
   }
 
-  const std::string index = absl::AsciiStrToLower(settings.index);
-  v1::IndexConfig* config = request.mutable_index();
-  if (index == "flat") {
-    config->set_kind(v1::FLAT);
-  } else if (index == "hnsw") {
-    config->set_kind(v1::HNSW);
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown index '", settings.index, "'; expected flat or hnsw"));
-  }
-  config->set_m(settings.m);
-  config->set_ef_construction(settings.ef_construction);
-  config->set_ef_search(settings.ef_search);
+  absl::StatusOr<v1::IndexConfig> index = MakeIndexConfig(settings.index);
+  if (!index.ok()) return index.status();
+  *request.mutable_index() = *std::move(index);
   return request;
 }
 
@@ -123,13 +137,22 @@ int RunListCollections(const ConnectionOptions& connection, bool json) {
     PrintJson(response);
     return 0;
   }
-  absl::PrintF("%-24s %9s %-7s %-5s %12s %14s %14s\n", "NAME", "DIMENSION",
-               "METRIC", "INDEX", "POINTS", "DISK_BYTES", "MEMORY_BYTES");
+  absl::PrintF("%-24s %9s %-7s %-8s %12s %-8s %12s %12s %12s %15s  %s\n",
+               "NAME", "DIMENSION", "METRIC", "INDEX", "POINTS", "STATE",
+               "INDEX_MEMORY", "MEMORY", "DISK", "TRAINING_POINTS",
+               "PARAMETERS");
   for (const v1::CollectionInfo& info : response.collections()) {
-    absl::PrintF("%-24s %9d %-7s %-5s %12d %14d %14d\n", info.name(),
-                 info.dimension(), MetricName(info.metric()),
+    const std::string training = info.training_threshold() > 0
+                                     ? absl::StrCat(info.training_threshold())
+                                     : "-";
+    absl::PrintF("%-24s %9d %-7s %-8s %12d %-8s %12s %12s %12s %15s  %s\n",
+                 info.name(), info.dimension(), MetricName(info.metric()),
                  IndexKindName(info.index().kind()), info.point_count(),
-                 info.disk_bytes(), info.memory_bytes());
+                 IndexStateName(info.index_state()),
+                 FormatBytes(info.index_memory_bytes()),
+                 FormatBytes(info.memory_bytes()),
+                 FormatBytes(info.disk_bytes()), training,
+                 FormatIndexParameters(info.index()));
   }
   return 0;
 }
@@ -174,6 +197,62 @@ int RunDescribeCollection(const ConnectionOptions& connection,
     PrintJson(info);
   } else {
     PrintCollection(info);
+  }
+  return 0;
+}
+
+int RunUpdateCollection(const ConnectionOptions& connection,
+                        const std::string& name, const IndexSettings& settings,
+                        bool json) {
+  if (absl::Status status = CheckIndexUpdate(settings); !status.ok()) {
+    return Fail("collections update", status.message());
+  }
+
+  // UpdateCollection takes the whole config, so the current one fills in
+  // what the command line leaves out. NOTE: an update by another client
+  // between the two calls is overwritten with the values read here.
+  auto stub = v1::VectorDB::NewStub(MakeChannel(connection));
+  v1::CollectionInfo current;
+  {
+    grpc::ClientContext context;
+    SetDeadline(connection, &context);
+    v1::GetCollectionRequest request;
+    request.set_name(name);
+    const grpc::Status status =
+        stub->GetCollection(&context, request, &current);
+    if (!status.ok()) {
+      return FailRpc("collections update", "GetCollection", status);
+    }
+  }
+  absl::StatusOr<v1::IndexConfig> index =
+      MakeUpdatedIndexConfig(current.index(), settings);
+  if (!index.ok()) return Fail("collections update", index.status().message());
+
+  grpc::ClientContext context;
+  SetDeadline(connection, &context);
+  v1::UpdateCollectionRequest request;
+  request.set_name(name);
+  *request.mutable_index() = *std::move(index);
+  v1::CollectionInfo info;
+  const grpc::Status status = stub->UpdateCollection(&context, request, &info);
+  if (!status.ok()) {
+    return FailRpc("collections update", "UpdateCollection", status);
+  }
+  if (json) {
+    PrintJson(info);
+    return 0;
+  }
+  absl::PrintF("updated collection '%s': index %s\n", info.name(),
+               FormatIndex(info.index()));
+  if (info.index_state() == v1::BUILDING) {
+    absl::PrintF(
+        "the index is rebuilt in the background from the stored points; "
+        "searches use the previous index until the new one is ready. Run "
+        "'vecdb collections describe %s' to see when its index state is "
+        "ready.\n",
+        info.name());
+  } else {
+    absl::PrintF("no rebuild needed: searches use the new settings at once\n");
   }
   return 0;
 }
@@ -265,6 +344,29 @@ absl::Status ReadQuery(const SearchCommand& command, v1::VectorDB::Stub& stub,
   return ParseVectorJson((*file)->contents(), command.query_file, vector);
 }
 
+// Checks, with one GetCollection, that the search options which depend on
+// the index kind apply to the collection's kind.
+absl::Status CheckTuningForCollection(const SearchCommand& command,
+                                      v1::VectorDB::Stub& stub) {
+  SearchTuning tuning;
+  tuning.ef_search = command.ef_search.has_value();
+  tuning.nprobe = command.nprobe.has_value();
+  tuning.rerank = command.rerank;
+  if (!tuning.ef_search && !tuning.nprobe && !tuning.rerank) {
+    return absl::OkStatus();
+  }
+  grpc::ClientContext context;
+  SetDeadline(command.connection, &context);
+  v1::GetCollectionRequest request;
+  request.set_name(command.collection);
+  v1::CollectionInfo info;
+  const grpc::Status status = stub.GetCollection(&context, request, &info);
+  if (!status.ok()) {
+    return absl::UnavailableError(DescribeRpcError("GetCollection", status));
+  }
+  return CheckSearchTuning(info.index().kind(), command.collection, tuning);
+}
+
 void PrintHitsTable(const v1::SearchResponse& response) {
   absl::PrintF("%4s  %-24s %12s  %s\n", "RANK", "ID", "SCORE", "METADATA");
   int rank = 1;
@@ -285,7 +387,16 @@ int RunSearch(const SearchCommand& command) {
                 "give exactly one query: a FILE (.npy, .fvecs or .json), "
                 "--vector or --id");
   }
+  if (command.oversampling.has_value() && !command.rerank) {
+    return Fail("search",
+                "--oversampling sets the candidates per hit that --rerank "
+                "scores; add --rerank or leave --oversampling out");
+  }
   auto stub = v1::VectorDB::NewStub(MakeChannel(command.connection));
+  if (absl::Status status = CheckTuningForCollection(command, *stub);
+      !status.ok()) {
+    return Fail("search", status.message());
+  }
   std::vector<float> vector;
   if (absl::Status status = ReadQuery(command, *stub, &vector); !status.ok()) {
     return Fail("search", status.message());
@@ -295,8 +406,12 @@ int RunSearch(const SearchCommand& command) {
   request.set_collection(command.collection);
   request.mutable_vector()->Assign(vector.begin(), vector.end());
   request.set_top_k(command.top_k);
-  request.mutable_params()->set_ef_search(command.ef_search);
-  request.mutable_params()->set_exact(command.exact);
+  v1::SearchParams* params = request.mutable_params();
+  params->set_ef_search(command.ef_search.value_or(0));
+  params->set_nprobe(command.nprobe.value_or(0));
+  params->set_rerank(command.rerank);
+  params->set_oversampling(command.oversampling.value_or(0));
+  params->set_exact(command.exact);
   request.set_include_metadata(true);
   request.set_include_vectors(command.include_vectors);
 

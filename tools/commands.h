@@ -2,11 +2,13 @@
 #define VECDB_TOOLS_COMMANDS_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "tools/client.h"
 #include "tools/importer.h"
+#include "tools/index_settings.h"
 #include "tools/point_source.h"
 
 namespace vecdb::tools {
@@ -16,19 +18,16 @@ namespace vecdb::tools {
 // 1 on any failure.
 
 // The settings of a collection that `--create` or `collections create`
-// makes. A zero HNSW parameter takes the server's default.
+// makes.
 struct CollectionSettings {
   // "cosine", "dot" or "l2"; empty when not given.
   std::string metric;
-  // "flat" or "hnsw".
-  std::string index = "hnsw";
-  uint32_t m = 0;
-  uint32_t ef_construction = 0;
-  uint32_t ef_search = 0;
+  IndexSettings index;
 };
 
 // Builds the CreateCollection request for `settings`. Returns
-// INVALID_ARGUMENT for a missing or unknown metric or an unknown index kind.
+// INVALID_ARGUMENT for a missing or unknown metric, an unknown index kind or
+// an index parameter that does not apply to the kind.
 absl::StatusOr<v1::CreateCollectionRequest> MakeCreateRequest(
     const std::string& name, uint32_t dimension,
     const CollectionSettings& settings);
@@ -54,6 +53,12 @@ int RunCreateCollection(const ConnectionOptions& connection,
                         const CollectionSettings& settings, bool json);
 int RunDescribeCollection(const ConnectionOptions& connection,
                           const std::string& name, bool json);
+// Changes the index kind or parameters of a collection with
+// UpdateCollection; see MakeUpdatedIndexConfig for how `settings` combine
+// with the current config.
+int RunUpdateCollection(const ConnectionOptions& connection,
+                        const std::string& name, const IndexSettings& settings,
+                        bool json);
 int RunDropCollection(const ConnectionOptions& connection,
                       const std::string& name);
 
@@ -68,7 +73,13 @@ struct SearchCommand {
   std::string vector_json;
   std::string id;
   uint32_t top_k = 10;
-  uint32_t ef_search = 0;
+  // The options below are set only when the command line gives them; 0
+  // takes the collection's default.
+  std::optional<uint32_t> ef_search;
+  std::optional<uint32_t> nprobe;
+  // Candidates per hit for `rerank`.
+  std::optional<uint32_t> oversampling;
+  bool rerank = false;
   bool exact = false;
   bool include_vectors = false;
   // Print the hits as JSON rather than a table.

@@ -37,6 +37,13 @@ absl::StatusOr<Target> FindTarget(const ImportCommand& command,
 
   Target target;
   if (status.ok()) {
+    if (command.create && command.settings.index.AnyGiven()) {
+      absl::FPrintF(stderr,
+                    "vecdb import: collection '%s' exists, so --index and "
+                    "its parameters are not applied; 'vecdb collections "
+                    "update' changes its index\n",
+                    command.import.collection);
+    }
     target.metric = info.metric();
     target.info = std::move(info);
     return target;
@@ -74,7 +81,7 @@ absl::Status CreateCollection(const ImportCommand& command,
                 "vecdb import: created collection '%s' (dimension %d, %s, "
                 "%s)\n",
                 info.name(), info.dimension(), MetricName(info.metric()),
-                IndexKindName(info.index().kind()));
+                FormatIndex(info.index()));
   return absl::OkStatus();
 }
 
@@ -84,11 +91,15 @@ void PrintDryRun(const ImportCommand& command, const PointSource& source,
   std::printf("dry run: %s is valid: %zu points of dimension %u\n",
               source.Describe().c_str(), input.ids.size(), input.dimension);
   if (!target.info) {
+    // RunImport checked the index settings before anything was sent.
+    const absl::StatusOr<v1::IndexConfig> index =
+        MakeIndexConfig(command.settings.index);
     std::printf(
         "dry run: would create collection '%s' (dimension %u, %s, "
         "%s)\n",
         command.import.collection.c_str(), input.dimension,
-        MetricName(target.metric).c_str(), command.settings.index.c_str());
+        MetricName(target.metric).c_str(),
+        index.ok() ? FormatIndex(*index).c_str() : "?");
   }
   if (command.resume) {
     std::printf(
@@ -136,9 +147,27 @@ int PrintResult(const ImportCommand& command, const ImportResult& result,
   return 1;
 }
 
+// Checks the collection settings before anything is read or sent: they
+// apply only with --create, and the index parameters must fit the kind.
+absl::Status CheckSettings(const ImportCommand& command) {
+  if (!command.create) {
+    if (!command.settings.metric.empty() || command.settings.index.AnyGiven()) {
+      return absl::InvalidArgumentError(
+          "--metric, --index and the index parameters apply only with "
+          "--create; use 'vecdb collections update' to change the index of "
+          "an existing collection");
+    }
+    return absl::OkStatus();
+  }
+  return MakeIndexConfig(command.settings.index).status();
+}
+
 }  // namespace
 
 int RunImport(const ImportCommand& command) {
+  if (absl::Status status = CheckSettings(command); !status.ok()) {
+    return Fail(status.message());
+  }
   absl::StatusOr<std::unique_ptr<PointSource>> source =
       OpenPointSource(command.source);
   if (!source.ok()) return Fail(source.status().message());

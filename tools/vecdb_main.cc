@@ -12,6 +12,7 @@ namespace {
 
 using vecdb::tools::CollectionSettings;
 using vecdb::tools::ConnectionOptions;
+using vecdb::tools::IndexSettings;
 
 // Adds the options that every command uses to reach the server.
 void AddConnectionOptions(CLI::App* command, ConnectionOptions* connection,
@@ -33,32 +34,54 @@ void AddConnectionOptions(CLI::App* command, ConnectionOptions* connection,
       ->check(CLI::PositiveNumber);
 }
 
+// Adds --index and the index parameters. Each parameter is set only when
+// given, so that one that does not apply to the kind can be rejected.
+void AddIndexSettings(CLI::App* command, IndexSettings* settings,
+                      const std::string& index_help) {
+  command->add_option("--index", settings->kind, index_help)
+      ->check(CLI::IsMember(vecdb::tools::IndexKindNames(), CLI::ignore_case));
+  command->add_option("--m", settings->m,
+                      "hnsw, hnsw_sq8: neighbours per node, 2 to 256; 0 "
+                      "takes the server's default (16)");
+  command->add_option("--ef_construction", settings->ef_construction,
+                      "hnsw, hnsw_sq8: candidate list size while building, 1 "
+                      "to 4096; 0 takes the server's default (100)");
+  command->add_option("--ef_search", settings->ef_search,
+                      "hnsw, hnsw_sq8: candidate list size while searching, 1 "
+                      "to 10000; 0 takes the server's default (64)");
+  command->add_option("--nlist", settings->nlist,
+                      "ivf_flat, ivf_pq: inverted lists that k-means splits "
+                      "the vectors into, 1 to 65536; 0 takes the server's "
+                      "default (256). Training waits for max(40 * nlist, "
+                      "1000) points");
+  command->add_option("--nprobe", settings->nprobe,
+                      "ivf_flat, ivf_pq: lists scanned per search, 1 to "
+                      "65536; 0 takes the server's default (16)");
+  command->add_option("--pq_m", settings->pq_m,
+                      "ivf_pq: sub-quantizers per vector, which must divide "
+                      "the dimension; 0 takes the server's default (the "
+                      "largest divisor of the dimension up to dimension / "
+                      "8)");
+  command->add_option("--pq_bits", settings->pq_bits,
+                      "ivf_pq: bits per sub-quantizer code, 4 to 12; 0 takes "
+                      "the server's default (8). A vector's code takes pq_m "
+                      "* pq_bits / 8 bytes");
+}
+
+constexpr char kCreateIndexHelp[] =
+    "index kind (default hnsw): flat (exact), hnsw (graph), ivf_flat "
+    "(inverted lists), ivf_pq (inverted lists of product-quantizer codes, "
+    "the smallest), sq8 (8-bit codes, scanned in full) or hnsw_sq8 (graph "
+    "over 8-bit codes). All but flat and hnsw train once the collection "
+    "holds enough points and search exactly until then";
+
 void AddCollectionSettings(CLI::App* command, CollectionSettings* settings) {
   command
       ->add_option("--metric", settings->metric,
                    "similarity metric: cosine, dot (inner product) or l2 "
                    "(Euclidean distance)")
       ->check(CLI::IsMember({"cosine", "dot", "l2"}, CLI::ignore_case));
-  command
-      ->add_option("--index", settings->index,
-                   "index kind: flat (exact) or hnsw (approximate)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"flat", "hnsw"}, CLI::ignore_case));
-  command
-      ->add_option("--m", settings->m,
-                   "HNSW neighbours per node, 2 to 256; 0 takes the server's "
-                   "default (16)")
-      ->capture_default_str();
-  command
-      ->add_option("--ef_construction", settings->ef_construction,
-                   "HNSW candidate list size while building, 1 to 4096; 0 "
-                   "takes the server's default (100)")
-      ->capture_default_str();
-  command
-      ->add_option("--ef_search", settings->ef_search,
-                   "HNSW candidate list size while searching, 1 to 10000; 0 "
-                   "takes the server's default (64)")
-      ->capture_default_str();
+  AddIndexSettings(command, &settings->index, kCreateIndexHelp);
 }
 
 void AddImportCommand(CLI::App& app, vecdb::tools::ImportCommand* command,
@@ -95,8 +118,8 @@ void AddImportCommand(CLI::App& app, vecdb::tools::ImportCommand* command,
       ->capture_default_str();
   import->add_flag("--create", command->create,
                    "create the collection when it does not exist, with the "
-                   "dimension of the input and --metric, --index, --m, "
-                   "--ef_construction and --ef_search");
+                   "dimension of the input, --metric, --index and the index "
+                   "parameters");
   AddCollectionSettings(import, &command->settings);
   import
       ->add_option("--batch_size", command->import.batch_size,
@@ -150,9 +173,8 @@ struct CollectionsArguments {
 
 void AddCollectionsCommand(CLI::App& app, CollectionsArguments* arguments,
                            int* timeout_seconds, std::function<int()>* run) {
-  CLI::App* collections = app.add_subcommand("collections",
-                                             "List, create, describe or drop "
-                                             "collections.");
+  CLI::App* collections = app.add_subcommand(
+      "collections", "List, create, describe, update or drop collections.");
   collections->require_subcommand(1);
   ConnectionOptions* connection = &arguments->connection;
   std::string& name = arguments->name;
@@ -198,6 +220,28 @@ void AddCollectionsCommand(CLI::App& app, CollectionsArguments* arguments,
     };
   });
 
+  CLI::App* update = collections->add_subcommand(
+      "update",
+      "Change a collection's index kind or parameters. A change other than "
+      "ef_search or nprobe rebuilds the index from the stored points in the "
+      "background; searches use the previous index until the new one is "
+      "ready.");
+  update->add_option("NAME", name, "collection name")->required();
+  AddIndexSettings(update, &arguments->settings.index,
+                   "new index kind: flat, hnsw, ivf_flat, ivf_pq, sq8 or "
+                   "hnsw_sq8. Without it, or with the current kind, the "
+                   "parameters not given keep their values; with another "
+                   "kind they take the server's defaults");
+  AddConnectionOptions(update, connection, timeout_seconds);
+  update->add_flag("--json", json, "print the collection as JSON");
+  update->callback([arguments, run] {
+    *run = [arguments] {
+      return vecdb::tools::RunUpdateCollection(
+          arguments->connection, arguments->name, arguments->settings.index,
+          arguments->json);
+    };
+  });
+
   CLI::App* drop = collections->add_subcommand(
       "drop", "Delete a collection and all its points.");
   drop->add_option("NAME", name, "collection name")->required();
@@ -230,10 +274,23 @@ void AddSearchCommand(CLI::App& app, vecdb::tools::SearchCommand* command,
                      "use the vector of this stored point as the query");
   search->add_option("--top_k", command->top_k, "hits to return, 1 to 10000")
       ->capture_default_str();
+  search->add_option("--ef_search", command->ef_search,
+                     "hnsw, hnsw_sq8: candidate list size, 1 to 10000; 0 "
+                     "takes the collection's");
   search
-      ->add_option("--ef_search", command->ef_search,
-                   "HNSW candidate list size; 0 takes the collection's")
-      ->capture_default_str();
+      ->add_option("--nprobe", command->nprobe,
+                   "ivf_flat, ivf_pq: inverted lists to scan, up to nlist; 0 "
+                   "takes the collection's")
+      ->check(CLI::Range(0, 65536));
+  search->add_flag("--rerank", command->rerank,
+                   "ivf_pq, sq8, hnsw_sq8: fetch --oversampling * top_k "
+                   "candidates from the index and score them against the "
+                   "stored vectors, so that the scores are exact");
+  search
+      ->add_option("--oversampling", command->oversampling,
+                   "with --rerank: candidates per hit, 1 to 100; 0 takes the "
+                   "server's default (4)")
+      ->check(CLI::Range(0, 100));
   search->add_flag("--exact", command->exact,
                    "scan every vector instead of the approximate index");
   search->add_flag("--include_vectors", command->include_vectors,

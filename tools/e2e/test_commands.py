@@ -42,6 +42,17 @@ class CollectionsCommandTest(ToolTestCase):
         names = [c["name"] for c in json.loads(result.stdout)["collections"]]
         self.assertEqual(names, ["a", "b"])
 
+    def test_help_explains_every_update_option(self):
+        result = self.run_tool("collections", "update", "--help",
+                               server=False)
+
+        self.assertSucceeded(result)
+        self.assertIn("rebuilds the index", result.stdout)
+        for option in ["--index", "--m", "--ef_construction", "--ef_search",
+                       "--nlist", "--nprobe", "--pq_m", "--pq_bits",
+                       "--json", "--server"]:
+            self.assertIn(option, result.stdout)
+
     def test_errors_show_grpc_status(self):
         missing = self.run_tool("collections", "describe", "absent")
         self.assertFailedWith(missing, "GetCollection failed: NOT_FOUND: ")
@@ -58,7 +69,8 @@ class CollectionsCommandTest(ToolTestCase):
         self.assertSucceeded(result)
         for option in ["--server", "--collection", "--ids", "--metadata",
                        "--create", "--metric", "--index", "--m",
-                       "--ef_construction", "--batch_size",
+                       "--ef_construction", "--ef_search", "--nlist",
+                       "--nprobe", "--pq_m", "--pq_bits", "--batch_size",
                        "--max_message_bytes", "--streams", "--id_prefix",
                        "--id_start", "--resume", "--dry-run",
                        "--progress_interval"]:
