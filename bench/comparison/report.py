@@ -32,6 +32,15 @@ def first_reaching(result, target=TARGET_RECALL):
     return None
 
 
+def short_index(index):
+    """Return an adapter's index description up to its first semicolon.
+
+    The Node adapters add how they sweep and measure after a semicolon;
+    the tables show the index alone and list the whole text below them.
+    """
+    return index.split(";", 1)[0]
+
+
 def markdown_dataset(dataset, results, plot_names):
     lines = [f"## {dataset['title']}", "",
              f"{dataset['base_count']:,} base vectors of {dataset['dim']} "
@@ -47,12 +56,19 @@ def markdown_dataset(dataset, results, plot_names):
             continue
         for entry in result["sweep"]:
             lines.append(
-                f"| {result['system']} | {result['index']} | "
+                f"| {result['system']} | {short_index(result['index'])} | "
                 f"{entry['param']} | {entry['recall']:.4f} | "
                 f"{rate(entry['qps'])} | {rate(entry.get('batch_qps'))} | "
                 f"{result['ingest_seconds']:.1f} | "
                 f"{mebibytes(result['peak_rss_bytes'])} | "
                 f"{mebibytes(result['disk_bytes'])} |")
+
+    notes = [f"- {result['system']}: {result['index']}"
+             for result in results
+             if not result.get("error") and result["index"] !=
+             short_index(result["index"])]
+    if notes:
+        lines += [""] + notes
 
     latency_rows = [(result, row) for result in results
                     if not result.get("error")
