@@ -147,9 +147,15 @@ bool Collection::RerankApplies(const v1::SearchRequest& search) const {
 
 int Collection::CandidateCount(const v1::SearchRequest& search) const {
   if (!RerankApplies(search)) return static_cast<int>(search.top_k());
+  // The default follows the index in use, which during a rebuild to
+  // another kind is the old one.
+  const uint32_t default_oversampling =
+      index_->spec().kind == index::IndexKind::kIvfPq
+          ? kDefaultIvfPqOversampling
+          : kDefaultOversampling;
   const uint32_t oversampling = search.params().oversampling() != 0
                                     ? search.params().oversampling()
-                                    : kDefaultOversampling;
+                                    : default_oversampling;
   return static_cast<int>(
       std::min<uint64_t>(kMaxTopK, uint64_t{search.top_k()} * oversampling));
 }

@@ -254,6 +254,37 @@ TEST_F(IndexKindsTest, RerankReturnsExactScores) {
   }
 }
 
+TEST_F(IndexKindsTest, IvfPqRerankDefaultsToTenCandidatesPerHit) {
+  std::shared_ptr<Collection> collection =
+      CreateWith("pq", v1::L2, SmallConfig(v1::IVF_PQ));
+  ASSERT_OK(Upsert(*collection, PointsFor(0, 2000)));
+  ASSERT_OK(database_->MaintainNow());
+  ASSERT_EQ(collection->Describe().index_state(), v1::READY);
+
+  // With one hit wanted, the oversampling is the number of candidates
+  // reranked, so the hit found with the default matches an explicit 10
+  // for every query, and differs from an explicit 4 for some.
+  auto best = [&collection](int query, uint32_t oversampling) {
+    v1::SearchRequest request;
+    const std::vector<float> vector = VectorFor(-query);
+    request.mutable_vector()->Assign(vector.begin(), vector.end());
+    request.set_top_k(1);
+    request.mutable_params()->set_rerank(true);
+    request.mutable_params()->set_oversampling(oversampling);
+    absl::StatusOr<v1::SearchResponse> response = collection->Search(request);
+    EXPECT_OK(response);
+    return response.ok() && response->hits_size() == 1 ? response->hits(0).id()
+                                                       : std::string();
+  };
+  int differs_from_four = 0;
+  for (int query = 1; query <= 200; ++query) {
+    const std::string by_default = best(query, 0);
+    EXPECT_EQ(by_default, best(query, 10)) << "query " << query;
+    differs_from_four += by_default != best(query, 4);
+  }
+  EXPECT_GT(differs_from_four, 0);
+}
+
 TEST_F(IndexKindsTest, FilteredSearchStaysInsideTheFilter) {
   for (v1::IndexKind kind : {v1::IVF_FLAT, v1::IVF_PQ, v1::SQ8, v1::HNSW_SQ8}) {
     SCOPED_TRACE(v1::IndexKind_Name(kind));
