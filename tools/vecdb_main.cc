@@ -289,7 +289,7 @@ void AddSearchCommand(CLI::App& app, vecdb::tools::SearchCommand* command,
   search
       ->add_option("--oversampling", command->oversampling,
                    "with --rerank: candidates per hit, 1 to 100; 0 takes the "
-                   "server's default (4)")
+                   "server's default (10 under ivf_pq, 4 otherwise)")
       ->check(CLI::Range(0, 100));
   search->add_flag("--exact", command->exact,
                    "scan every vector instead of the approximate index");
