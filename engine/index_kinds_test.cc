@@ -254,7 +254,7 @@ TEST_F(IndexKindsTest, RerankReturnsExactScores) {
   }
 }
 
-TEST_F(IndexKindsTest, IvfPqRerankDefaultsToTenCandidatesPerHit) {
+TEST_F(IndexKindsTest, IvfPqRerankDefaultsToTen) {
   std::shared_ptr<Collection> collection =
       CreateWith("pq", v1::L2, SmallConfig(v1::IVF_PQ));
   ASSERT_OK(Upsert(*collection, PointsFor(0, 2000)));
