@@ -32,8 +32,8 @@ struct AdmittedLabels {
 // of ntotal bytes per call and starts an OpenMP team even for one query. It
 // also ignores a per-search efSearch unless its result queue is sized by k.
 // This walk keeps one visited table per thread, runs on the calling thread
-// and takes ef as given. Safe to call from many threads while nobody adds to
-// the graph.
+// and takes ef as given. Safe to call from many threads while no thread
+// adds to the graph.
 std::vector<Neighbor> SearchHnswGraph(const faiss::HNSW& graph,
                                       const SimdFlatIndex& storage,
                                       const float* query, int k, int ef,

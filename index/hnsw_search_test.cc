@@ -63,10 +63,10 @@ std::vector<int64_t> BruteForce(const std::vector<float>& vectors,
     }
     scored.push_back({score, i});
   }
-  const size_t kept = std::min<size_t>(kTopK, scored.size());
-  std::partial_sort(scored.begin(), scored.begin() + kept, scored.end());
+  const size_t best_count = std::min<size_t>(kTopK, scored.size());
+  std::partial_sort(scored.begin(), scored.begin() + best_count, scored.end());
   std::vector<int64_t> best;
-  for (size_t i = 0; i < kept; ++i) best.push_back(scored[i].second);
+  for (size_t i = 0; i < best_count; ++i) best.push_back(scored[i].second);
   return best;
 }
 
@@ -91,7 +91,7 @@ class HnswSearchTest : public ::testing::TestWithParam<faiss::MetricType> {
   // Mean recall@10 of SearchHnswGraph against brute force.
   double Recall(int ef, const AdmittedLabels& admitted = {}) const {
     int found = 0;
-    int wanted = 0;
+    int expected = 0;
     for (int q = 0; q < kQueries; ++q) {
       const float* query = queries_.data() + q * kDimension;
       const std::vector<int64_t> truth =
@@ -102,9 +102,9 @@ class HnswSearchTest : public ::testing::TestWithParam<faiss::MetricType> {
         EXPECT_TRUE(admitted.Admits(neighbor.label));
         found += std::count(truth.begin(), truth.end(), neighbor.label);
       }
-      wanted += static_cast<int>(truth.size());
+      expected += static_cast<int>(truth.size());
     }
-    return static_cast<double>(found) / wanted;
+    return static_cast<double>(found) / expected;
   }
 
   faiss::MetricType metric_;

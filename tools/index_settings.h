@@ -19,7 +19,7 @@ namespace vecdb::tools {
 
 // The index options of `collections create`, `collections update` and
 // `import --create`. An option is set only when the command line gives it,
-// so that one that does not apply to the kind can be rejected; a given 0
+// so that one that does not apply to the kind can be rejected. A given 0
 // takes the server's default.
 struct IndexSettings {
   // Lowercase kind name such as "ivf_pq"; empty when not given.

@@ -35,6 +35,25 @@ def write_out(path, out):
         json.dump(out, file)
 
 
+def write_library_out(path, system, package, index, build_seconds,
+                      index_path, sweep):
+    """Write OUT.json for an in-process library whose index is saved at
+    index_path. Such a library has no latency runs, and its peak RSS is
+    that of this process.
+    """
+    write_out(path, {
+        "system": system,
+        "version": debian_version(package),
+        "index": index,
+        "ingest_seconds": build_seconds,
+        "disk_bytes": os.path.getsize(index_path),
+        "peak_rss_bytes": peak_rss_bytes(),
+        "sweep": sweep,
+        "latency": [],
+        "error": None,
+    })
+
+
 def read_rows(path, dimension, first, count):
     """Return rows [first, first + count) of a float32 file as an array."""
     return np.fromfile(path, dtype="<f4", count=count * dimension,

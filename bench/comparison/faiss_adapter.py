@@ -73,18 +73,11 @@ def main(spec_path, out_path):
 
     index_path = os.path.join(spec["work_dir"], "faiss.index")
     faiss.write_index(index, index_path)
-    common.write_out(out_path, {
-        "system": "FAISS",
-        "version": common.debian_version("python3-faiss"),
-        "index": f"IndexHNSWFlat m {spec['m']}, "
-                 f"ef_construction {spec['ef_construction']}",
-        "ingest_seconds": build_seconds,
-        "disk_bytes": os.path.getsize(index_path),
-        "peak_rss_bytes": common.peak_rss_bytes(),
-        "sweep": sweep,
-        "latency": [],
-        "error": None,
-    })
+    common.write_library_out(
+        out_path, "FAISS", "python3-faiss",
+        f"IndexHNSWFlat m {spec['m']}, "
+        f"ef_construction {spec['ef_construction']}",
+        build_seconds, index_path, sweep)
     return 0
 
 

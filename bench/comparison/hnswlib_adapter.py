@@ -63,18 +63,11 @@ def main(spec_path, out_path):
 
     index_path = os.path.join(spec["work_dir"], "hnswlib.index")
     index.save_index(index_path)
-    common.write_out(out_path, {
-        "system": "hnswlib",
-        "version": common.debian_version("python3-hnswlib"),
-        "index": f"HNSW M {spec['m']}, "
-                 f"ef_construction {spec['ef_construction']}",
-        "ingest_seconds": build_seconds,
-        "disk_bytes": os.path.getsize(index_path),
-        "peak_rss_bytes": common.peak_rss_bytes(),
-        "sweep": sweep,
-        "latency": [],
-        "error": None,
-    })
+    common.write_library_out(
+        out_path, "hnswlib", "python3-hnswlib",
+        f"HNSW M {spec['m']}, "
+        f"ef_construction {spec['ef_construction']}",
+        build_seconds, index_path, sweep)
     return 0
 
 

@@ -195,7 +195,7 @@ class CreateTest(IndexKindTestCase):
                               "vecdb collections update")
         self.assertEqual(self.count("docs"), 0)
 
-    def test_import_create_on_existing_collection_says_index_is_kept(self):
+    def test_import_create_keeps_existing_index(self):
         path = self.save_npy("v.npy", self.vectors(5, DIMENSION))
         self.create("docs", DIMENSION, metric=L2)
 
